@@ -1,0 +1,258 @@
+"""The contract every recurrent model in cfc_control follows.
+
+A model is a sequence layer built around a one-step *cell*. Subclasses implement the cell; this
+base turns it into
+
+* ``forward(x, hx=None, timespans=None, episode_starts=None) -> (y, hx)`` over a sequence, and
+* ``step(x, hx=None, dt=1.0, episode_start=None) -> (y, hx)`` for one step of a batch,
+
+with identical results for both (stepping a sequence gives what ``forward`` gives on it).
+
+Shapes (B batch, T time, C input features, H state size, O output features):
+
+* ``x``: (B, T, C) when ``batch_first`` (the default), (T, B, C) otherwise, or unbatched (T, C).
+* ``timespans``: elapsed time since the previous step. ``None`` (1.0 every step, the reference
+  library's default), a number, or per sample and step: (B, T) or (B, T, 1) (time-major (T, B)
+  or (T, B, 1) when ``batch_first=False``; (T,) or (T, 1) when unbatched).
+* ``episode_starts``: optional bool (B, T) (or (T, B) / (T,) as above). Where true, the state is
+  reset to the initial state *before* that step is computed, the way SB3 and rsl_rl reset
+  recurrent policies at episode boundaries inside one rollout.
+* ``hx``: the state, a tensor (B, H) or a tuple of tensors (mixed memory, LSTM: (h, c)); 1-D
+  (H,) when the input is unbatched. ``None`` means the initial (zero) state.
+* ``y``: (B, T, O) (or (B, O) when ``return_sequences=False``).
+
+Subclasses implement:
+
+* ``initial_state(batch_size, device, dtype)``
+* ``cell(u_t, state, dt) -> (y_t, state)`` with ``u_t`` the output of ``input_map`` for one step
+  (B, C'), ``dt`` of shape (B, 1), ``y_t`` (B, O') before ``output_map``.
+
+and may override ``input_map`` (applied to a whole (B, T, C) sequence at once, so that the input
+half of a backbone becomes one matmul for the sequence) and ``output_map`` (the projection).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+State = Union[Tensor, Tuple[Tensor, ...]]
+TimeLike = Union[None, float, int, Tensor]
+
+
+def map_state(state: State, fn) -> State:
+    """Apply ``fn`` to every tensor of a state (a tensor or a tuple of tensors)."""
+    if isinstance(state, tuple):
+        return tuple(fn(s) for s in state)
+    return fn(state)
+
+
+def reset_state(state: State, reset: Optional[Tensor], initial: State) -> State:
+    """Rows of ``state`` where ``reset`` (B,) is true are replaced by the rows of ``initial``."""
+    if reset is None:
+        return state
+    keep = (~reset.bool()).to(_first(state).dtype).unsqueeze(-1)
+    if isinstance(state, tuple):
+        return tuple(s * keep + i * (1.0 - keep) for s, i in zip(state, initial))
+    return state * keep + initial * (1.0 - keep)
+
+
+def _first(state: State) -> Tensor:
+    return state[0] if isinstance(state, tuple) else state
+
+
+class RecurrentModel(nn.Module):
+    """Base class of every sequence model here (CfC, wired CfC, LTC, LSTM, GRU, MLP).
+
+    Attributes set by subclasses: ``input_size`` (C), ``state_size`` (H, the size of the first
+    state tensor), ``output_size`` (O, after projection), ``batch_first``, ``return_sequences``.
+    ``config`` holds the constructor arguments, JSON-serialisable, so that
+    :func:`cfc_control.models.io.load_model` can rebuild the model without executing stored code.
+    """
+
+    input_size: int
+    state_size: int
+    output_size: int
+    batch_first: bool = True
+    return_sequences: bool = True
+
+    # -- what a subclass implements ------------------------------------------------------------
+    def initial_state(
+        self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+    ) -> State:
+        raise NotImplementedError
+
+    def cell(self, u_t: Tensor, state: State, dt: Tensor) -> Tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def input_map(self, x: Tensor) -> Tensor:
+        """Per-step input transform, applied to (..., C). Identity unless overridden."""
+        return x
+
+    def output_map(self, y: Tensor) -> Tensor:
+        """Per-step output transform (projection), applied to (..., O'). Identity unless overridden."""
+        return y
+
+    def model_config(self) -> Dict[str, Any]:
+        """The JSON-serialisable constructor arguments (see :mod:`cfc_control.models.io`)."""
+        raise NotImplementedError
+
+    # -- shared machinery ----------------------------------------------------------------------
+    def _param_like(self) -> Tensor:
+        for p in self.parameters():
+            return p
+        for b in self.buffers():
+            return b
+        return torch.zeros(())
+
+    def _check_state(self, hx: State, batch_size: int) -> State:
+        ref = self.initial_state(1)
+        n_ref = len(ref) if isinstance(ref, tuple) else 1
+        n_got = len(hx) if isinstance(hx, tuple) else 1
+        if isinstance(ref, tuple) != isinstance(hx, tuple) or n_ref != n_got:
+            kind = f"a tuple of {n_ref} tensors" if isinstance(ref, tuple) else "a tensor"
+            raise ValueError(f"{type(self).__name__}: hx must be {kind} (B, H), got {_describe(hx)}")
+        refs = ref if isinstance(ref, tuple) else (ref,)
+        gots = hx if isinstance(hx, tuple) else (hx,)
+        for r, g in zip(refs, gots):
+            if g.dim() != 2 or g.shape[0] != batch_size or g.shape[1] != r.shape[1]:
+                raise ValueError(
+                    f"{type(self).__name__}: hx must have shape ({batch_size}, {r.shape[1]}), "
+                    f"got {tuple(g.shape)}"
+                )
+        return hx
+
+    def forward(
+        self,
+        x: Tensor,
+        hx: Optional[State] = None,
+        timespans: TimeLike = None,
+        episode_starts: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, State]:
+        """Run a sequence. See the module docstring for shapes."""
+        if x.dim() not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: input must be (B, T, C), (T, B, C) or unbatched (T, C), "
+                f"got shape {tuple(x.shape)}"
+            )
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(0)
+            timespans = _unsqueeze_time(timespans, 0)
+            episode_starts = episode_starts.unsqueeze(0) if episode_starts is not None else None
+            if hx is not None:
+                hx = map_state(hx, lambda s: s.unsqueeze(0))
+        elif not self.batch_first:
+            x = x.transpose(0, 1)
+            timespans = _transpose_time(timespans)
+            episode_starts = episode_starts.transpose(0, 1) if episode_starts is not None else None
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.input_size} input features, got {x.shape[-1]}"
+            )
+        batch, steps = x.shape[0], x.shape[1]
+        ts = sequence_timespans(timespans, batch, steps, x.device, x.dtype)
+        starts = None
+        if episode_starts is not None:
+            if tuple(episode_starts.shape) != (batch, steps):
+                raise ValueError(
+                    f"episode_starts must have shape {(batch, steps)} (batch-major), got {tuple(episode_starts.shape)}"
+                )
+            starts = episode_starts.to(x.device).bool()
+
+        initial = self.initial_state(batch, x.device, x.dtype)
+        state = initial if hx is None else self._check_state(hx, batch)
+        u = self.input_map(x)
+        outputs = []
+        y_t = None
+        for t in range(steps):
+            if starts is not None:
+                state = reset_state(state, starts[:, t], initial)
+            y_t, state = self.cell(u[:, t], state, ts[:, t])
+            if self.return_sequences:
+                outputs.append(y_t)
+        if self.return_sequences:
+            y = self.output_map(torch.stack(outputs, dim=1))
+        else:
+            y = self.output_map(y_t) if y_t is not None else self.output_map(x.new_zeros(batch, 0))
+        if unbatched:
+            y = y.squeeze(0)
+            state = map_state(state, lambda s: s.squeeze(0))
+        elif not self.batch_first and self.return_sequences:
+            y = y.transpose(0, 1)
+        return y, state
+
+    def step(
+        self,
+        x: Tensor,
+        hx: Optional[State] = None,
+        dt: TimeLike = 1.0,
+        episode_start: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, State]:
+        """One step of a batch: ``x`` (B, C), ``dt`` a number or (B,) / (B, 1) per sample,
+        ``episode_start`` an optional bool (B,) that resets those rows first.
+        Returns ``(y (B, O), hx)``."""
+        if x.dim() != 2 or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}.step: x must be (B, {self.input_size}), got {tuple(x.shape)}"
+            )
+        batch = x.shape[0]
+        initial = self.initial_state(batch, x.device, x.dtype)
+        state = initial if hx is None else self._check_state(hx, batch)
+        if episode_start is not None:
+            state = reset_state(state, torch.as_tensor(episode_start, device=x.device).reshape(batch), initial)
+        dt_t = step_dt(dt, batch, x.device, x.dtype)
+        y, state = self.cell(self.input_map(x), state, dt_t)
+        return self.output_map(y), state
+
+
+def _unsqueeze_time(timespans: TimeLike, dim: int) -> TimeLike:
+    if isinstance(timespans, Tensor) and timespans.dim() > 0:
+        return timespans.unsqueeze(dim)
+    return timespans
+
+
+def _transpose_time(timespans: TimeLike) -> TimeLike:
+    if isinstance(timespans, Tensor) and timespans.dim() >= 2:
+        return timespans.transpose(0, 1)
+    return timespans
+
+
+def sequence_timespans(timespans: TimeLike, batch: int, steps: int, device, dtype) -> Tensor:
+    """Normalise ``timespans`` to a (B, T, 1) tensor (batch-major)."""
+    if timespans is None:
+        return torch.ones(batch, steps, 1, device=device, dtype=dtype)
+    ts = torch.as_tensor(timespans, device=device, dtype=dtype)
+    if ts.dim() == 0:
+        return ts.expand(batch, steps).unsqueeze(-1)
+    if ts.dim() == 3 and ts.shape[-1] == 1:
+        ts = ts.squeeze(-1)
+    if ts.dim() == 1 and ts.shape[0] == steps and batch == 1:
+        ts = ts.unsqueeze(0)
+    if ts.dim() != 2 or tuple(ts.shape) != (batch, steps):
+        raise ValueError(
+            f"timespans must be a number, (B, T) or (B, T, 1) = {(batch, steps)}, got shape {tuple(torch.as_tensor(timespans).shape)}"
+        )
+    return ts.unsqueeze(-1)
+
+
+def step_dt(dt: TimeLike, batch: int, device, dtype) -> Tensor:
+    """Normalise a step's ``dt`` (number, (B,) or (B, 1)) to a (B, 1) tensor."""
+    if dt is None:
+        dt = 1.0
+    d = torch.as_tensor(dt, device=device, dtype=dtype)
+    if d.dim() == 0:
+        return d.expand(batch, 1)
+    if d.numel() == batch and d.dim() <= 2 and (d.dim() == 1 or d.shape[-1] == 1):
+        return d.reshape(batch, 1)
+    raise ValueError(f"dt must be a number, (B,) or (B, 1) with B={batch}, got shape {tuple(d.shape)}")
+
+
+def _describe(hx: Any) -> str:
+    if isinstance(hx, Tensor):
+        return f"a tensor of shape {tuple(hx.shape)}"
+    if isinstance(hx, Sequence):
+        return f"a {type(hx).__name__} of {len(hx)}"
+    return type(hx).__name__

@@ -1,0 +1,87 @@
+"""The policy directory: the one contract between training and every use of a policy.
+
+    <dir>/model.safetensors   the model's weights (the actor)
+    <dir>/config.json         format version, the model (class + arguments), and under "policy":
+                              task, observation size and normalisation, action bounds and mapping,
+                              time input (nominal period, accepted Δt range, Δt / nominal)
+    <dir>/card.json           what made it and how it scored (task, algorithm, seeds, steps or data
+                              size, wall time, command, evaluation returns per timing)
+
+Loading reads JSON and safetensors only; nothing stored is executed. Files are written to a
+temporary name and renamed, so a crash never leaves a half-written policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from cfc_control.models.io import load_model, read_config, save_model
+from cfc_control.policies.normalization import ObsNormalizer
+from cfc_control.policies.policy import ActionMapping, RecurrentPolicy, TimeInput
+
+PathLike = Union[str, "os.PathLike[str]"]
+CARD = "card.json"
+
+
+def save_policy(policy: RecurrentPolicy, directory: PathLike, card: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``policy`` (and ``card`` if given) to ``directory``, creating it."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    save_model(policy.model, path, extra={"policy": policy.policy_config()})
+    if card is not None:
+        write_card(path, card)
+    return path
+
+
+def load_policy(directory: PathLike) -> RecurrentPolicy:
+    """Rebuild a policy from its directory (JSON + safetensors only). Errors name the file."""
+    path = Path(directory)
+    config = read_config(path)
+    if "policy" not in config:
+        raise ValueError(f"{path / 'config.json'}: no 'policy' section; is this a policy directory?")
+    cfg = config["policy"]
+    try:
+        n_obs = int(cfg["observation"]["size"])
+        normalizer = ObsNormalizer.from_config(cfg["observation"].get("normalization"), n_obs)
+        actions = ActionMapping.from_config(cfg["action"])
+        time_input = TimeInput.from_config(cfg["time"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path / 'config.json'}: bad 'policy' section: {err}") from err
+    model = load_model(path)
+    return RecurrentPolicy(model, normalizer, actions, time_input, task=cfg.get("task"),
+                           model_name=cfg.get("model_name"))
+
+
+def write_card(directory: PathLike, card: Dict[str, Any]) -> Path:
+    path = Path(directory) / CARD
+    atomic_write_text(path, json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_card(directory: PathLike) -> Dict[str, Any]:
+    path = Path(directory) / CARD
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no card in this policy directory")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
