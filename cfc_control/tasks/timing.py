@@ -1,0 +1,178 @@
+"""Timing models: how long each control period lasts.
+
+A timing model is written as a spec string, times in seconds::
+
+    fixed:DT                 every period lasts DT
+    uniform:LO,HI            uniform over [LO, HI]
+    loguniform:LO,HI         log-uniform over [LO, HI] (as many short as long periods in ratio)
+    ...+drop:P               packet loss: each observation is lost with probability P (0 <= P < 1)
+
+or a preset name from ``envs/presets.toml`` (Fixed, Jitter, Irregular), whose times are relative
+to the task's nominal period, optionally followed by ``+drop:P`` (``"Jitter+drop:0.05"``).
+
+Sampling uses a generator the caller owns (the env seeds it from its reset seed), so the same
+seed gives the same sequence of periods. ``fixed`` draws nothing from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import numpy as np
+
+SYNTAX = (
+    "fixed:DT | uniform:LO,HI | loguniform:LO,HI (seconds, 0 < LO < HI), optionally followed by "
+    "+drop:P (0 <= P < 1); or a preset name ({presets}) relative to the nominal period, "
+    "optionally followed by +drop:P"
+)
+KINDS = ("fixed", "uniform", "loguniform")
+
+
+def _fmt(x: float) -> str:
+    # Readable and stable: 0.8 * 0.05 prints as 0.04, not 0.04000000000000001.
+    return format(x, ".12g")
+
+
+@dataclass(frozen=True)
+class TimingModel:
+    """A distribution of control periods (seconds) with an optional packet-loss probability.
+
+    ``low == high`` for ``fixed``. ``drop`` is the probability that the observation at the end of
+    a period is lost, so that the action is held through the next period too.
+    """
+
+    kind: str
+    low: float
+    high: float
+    drop: float = 0.0
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string, in seconds (parses back to this model)."""
+        if self.kind == "fixed":
+            text = f"fixed:{_fmt(self.low)}"
+        else:
+            text = f"{self.kind}:{_fmt(self.low)},{_fmt(self.high)}"
+        if self.drop > 0:
+            text += f"+drop:{_fmt(self.drop)}"
+        return text
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """Draw one period in seconds."""
+        if self.kind == "fixed":
+            return self.low
+        if self.kind == "uniform":
+            return float(rng.uniform(self.low, self.high))
+        return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+    def sample_dropped(self, rng: np.random.Generator) -> bool:
+        """Whether the observation closing a period is lost (draws nothing when ``drop == 0``)."""
+        return self.drop > 0 and bool(rng.random() < self.drop)
+
+    def scaled(self, factor: float) -> "TimingModel":
+        """The same model with every time multiplied by ``factor`` (drop unchanged)."""
+        return replace(self, low=self.low * factor, high=self.high * factor)
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def _error(spec: str, why: str, presets: Mapping[str, str]) -> ValueError:
+    names = ", ".join(presets) or "none defined"
+    return ValueError(
+        f"timing spec {spec!r} is malformed: {why}. Syntax: {SYNTAX.format(presets=names)}"
+    )
+
+
+def _number(spec: str, text: str, what: str, presets: Mapping[str, str]) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _error(spec, f"{what} {text.strip()!r} is not a number", presets) from None
+    if not math.isfinite(value):
+        raise _error(spec, f"{what} must be finite, got {text.strip()!r}", presets)
+    return value
+
+
+def _parse_base(spec: str, text: str, presets: Mapping[str, str]) -> TimingModel:
+    kind, sep, args = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep:
+        raise _error(spec, f"{text.strip()!r} is neither KIND:ARGS nor a preset name", presets)
+    if kind not in KINDS:
+        raise _error(spec, f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})", presets)
+    parts = args.split(",")
+    expected = 1 if kind == "fixed" else 2
+    if len(parts) != expected:
+        shape = "DT" if kind == "fixed" else "LO,HI"
+        raise _error(spec, f"{kind} takes {shape} ({expected} value(s)), got {args!r}", presets)
+    values = [_number(spec, p, "time", presets) for p in parts]
+    if any(v <= 0 for v in values):
+        raise _error(spec, f"times must be positive seconds, got {args!r}", presets)
+    if kind == "fixed":
+        return TimingModel("fixed", values[0], values[0])
+    low, high = values
+    if not low < high:
+        why = f"{kind} needs LO < HI, got {args!r} (use fixed:DT for one value)"
+        raise _error(spec, why, presets)
+    return TimingModel(kind, low, high)
+
+
+def _parse_drop(spec: str, text: str, presets: Mapping[str, str]) -> float:
+    name, sep, arg = text.partition(":")
+    if name.strip().lower() != "drop" or not sep:
+        raise _error(spec, f"unknown modifier {text.strip()!r} (only +drop:P exists)", presets)
+    p = _number(spec, arg, "drop probability", presets)
+    if not 0 <= p < 1:
+        raise _error(spec, f"drop probability must be in [0, 1), got {arg.strip()!r}", presets)
+    return p
+
+
+def parse_timing(
+    spec: "str | TimingModel",
+    nominal_dt: float | None = None,
+    presets: Mapping[str, str] | None = None,
+) -> TimingModel:
+    """Parse a timing spec (seconds) or a preset name (relative to ``nominal_dt`` seconds).
+
+    ``presets`` maps preset names to specs in units of the nominal period; by default the ones in
+    ``envs/presets.toml``. Preset names match case-insensitively. Raises ``ValueError`` naming the
+    spec and the syntax when it does not parse, or when a preset is used without ``nominal_dt``.
+    """
+    if isinstance(spec, TimingModel):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"timing spec must be a string, got {type(spec).__name__} {spec!r}")
+    if presets is None:
+        from cfc_control.tasks.specs import timing_presets
+
+        presets = timing_presets()
+    if not spec.strip():
+        raise _error(spec, "it is empty", presets)
+    head, *modifiers = spec.split("+")
+    by_name = {name.lower(): (name, value) for name, value in presets.items()}
+    if head.strip().lower() in by_name:
+        name, relative = by_name[head.strip().lower()]
+        if nominal_dt is None:
+            raise ValueError(
+                f"timing preset {name!r} is relative to the nominal period, but no nominal_dt "
+                f"was given for spec {spec!r}"
+            )
+        if not (math.isfinite(nominal_dt) and nominal_dt > 0):
+            raise ValueError(f"nominal_dt must be a positive number of seconds, got {nominal_dt!r}")
+        try:
+            model = parse_timing(relative, None, {}).scaled(nominal_dt)
+        except ValueError as e:
+            raise ValueError(f"timing preset {name!r} (envs/presets.toml) is broken: {e}") from e
+        if model.drop > 0 and modifiers:
+            raise _error(spec, f"preset {name!r} already sets a drop probability", presets)
+    else:
+        model = _parse_base(spec, head, presets)
+    drops = [_parse_drop(spec, m, presets) for m in modifiers]
+    if len(drops) > 1:
+        raise _error(spec, "+drop is given more than once", presets)
+    if drops:
+        model = replace(model, drop=drops[0])
+    return model
