@@ -153,6 +153,10 @@ class RecurrentModel(nn.Module):
                 f"{type(self).__name__}: expected {self.input_size} input features, got {x.shape[-1]}"
             )
         batch, steps = x.shape[0], x.shape[1]
+        if steps == 0 and not self.return_sequences:
+            raise ValueError(
+                f"{type(self).__name__} with return_sequences=False needs a sequence of at least one step"
+            )
         ts = sequence_timespans(timespans, batch, steps, x.device, x.dtype)
         starts = None
         if episode_starts is not None:
@@ -164,25 +168,42 @@ class RecurrentModel(nn.Module):
 
         initial = self.initial_state(batch, x.device, x.dtype)
         state = initial if hx is None else self._check_state(hx, batch)
-        u = self.input_map(x)
-        outputs = []
-        y_t = None
-        for t in range(steps):
-            if starts is not None:
-                state = reset_state(state, starts[:, t], initial)
-            y_t, state = self.cell(u[:, t], state, ts[:, t])
-            if self.return_sequences:
-                outputs.append(y_t)
-        if self.return_sequences:
-            y = self.output_map(torch.stack(outputs, dim=1))
+        if steps == 0:  # nothing happens: no output steps, the state passes through
+            y = x.new_zeros(batch, 0, self.output_size)
         else:
-            y = self.output_map(y_t) if y_t is not None else self.output_map(x.new_zeros(batch, 0))
+            y_seq, state = self.run_sequence(self.input_map(x), state, ts, starts, initial)
+            y = self.output_map(y_seq)
         if unbatched:
             y = y.squeeze(0)
             state = map_state(state, lambda s: s.squeeze(0))
         elif not self.batch_first and self.return_sequences:
             y = y.transpose(0, 1)
         return y, state
+
+    def run_sequence(
+        self, u: Tensor, state: State, ts: Tensor, starts: Optional[Tensor], initial: State
+    ) -> Tuple[Optional[Tensor], State]:
+        """Run ``cell`` over a whole sequence: ``u`` (B, T, C') from ``input_map``, ``ts`` (B, T, 1),
+        ``starts`` None or bool (B, T), ``initial`` the state rows are reset to.
+
+        Returns ``(y, state)`` before ``output_map``: y is (B, T, O') when ``return_sequences``,
+        else the last step's (B, O') (None for an empty sequence). A subclass may override this
+        with a fused implementation (e.g. torch's LSTM kernel) that gives the same result."""
+        outputs = []
+        y_t = None
+        # unbind, not u[:, t]: indexing makes backward add a full-size zero gradient per step
+        # (cost quadratic in T); unbind's backward stacks the step gradients once.
+        us, tss = u.unbind(1), ts.unbind(1)
+        resets = starts.unbind(1) if starts is not None else None
+        for t in range(len(us)):
+            if resets is not None:
+                state = reset_state(state, resets[t], initial)
+            y_t, state = self.cell(us[t], state, tss[t])
+            if self.return_sequences:
+                outputs.append(y_t)
+        if self.return_sequences:
+            return torch.stack(outputs, dim=1), state
+        return y_t, state
 
     def step(
         self,

@@ -1,0 +1,239 @@
+"""Saving and loading models: safetensors weights plus a JSON config, nothing executable.
+
+A model directory holds
+
+    model.safetensors   the state_dict (contiguous tensors, none sharing storage)
+    config.json         {"format_version": 1, "library_version": ..., "model": {"class": ..., "kwargs": ...},
+                         plus the keys of ``extra`` (the policy layer stores its normalisation etc. there)}
+
+``"model"`` is the model's :meth:`~cfc_control.models.base.RecurrentModel.model_config`. Loading
+looks the class name up in a fixed allow-list (no stored code runs, no arbitrary imports) and
+rebuilds wirings from their JSON config. Both files are written to a temporary file in the same
+directory and renamed into place. Every error names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cfc_control.models.base import RecurrentModel
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+RESERVED_KEYS = ("format_version", "library_version", "model")
+
+# The only classes a config may name: class name -> (module, attribute), fixed here.
+MODEL_CLASSES: Dict[str, tuple] = {
+    "CfC": ("cfc_control.models.cfc", "CfC"),
+    "LTC": ("cfc_control.models.ltc", "LTC"),
+    "LSTM": ("cfc_control.models.baselines", "LSTM"),
+    "GRU": ("cfc_control.models.baselines", "GRU"),
+    "MLP": ("cfc_control.models.baselines", "MLP"),
+}
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _model_class(name: Any) -> type:
+    if not isinstance(name, str) or name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}")
+    module, attr = MODEL_CLASSES[name]
+    return getattr(import_module(module), attr)
+
+
+def _decode_kwarg(value: Any) -> Any:
+    # The only structured constructor argument is a wiring, stored as {"class": ..., **config}.
+    if isinstance(value, dict) and "class" in value:
+        from cfc_control.wirings import wiring_from_config
+
+        return wiring_from_config(value)
+    return value
+
+
+def model_from_config(config: Dict[str, Any]) -> RecurrentModel:
+    """Build a fresh model (random weights) from ``{"class": name, "kwargs": {...}}``."""
+    if not isinstance(config, dict) or not isinstance(config.get("kwargs"), dict) or "class" not in config:
+        raise ValueError(f"a model config must be {{'class': str, 'kwargs': dict}}, got {config!r:.200}")
+    cls = _model_class(config["class"])
+    kwargs = {k: _decode_kwarg(v) for k, v in config["kwargs"].items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot build {config['class']} from its config: {err}") from err
+
+
+def _checked_model_config(model: RecurrentModel) -> Dict[str, Any]:
+    if not isinstance(model, RecurrentModel):
+        raise TypeError(f"save_model expects a cfc_control RecurrentModel, got {type(model).__name__}")
+    cfg = model.model_config()
+    if cfg.get("class") not in MODEL_CLASSES:
+        raise ValueError(f"{type(model).__name__}.model_config() names {cfg.get('class')!r}, not one of {sorted(MODEL_CLASSES)}")
+    return cfg
+
+
+def _state_tensors(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The state_dict as contiguous CPU tensors, copying any that share storage (safetensors
+    refuses shared tensors)."""
+    out: Dict[str, torch.Tensor] = {}
+    seen = set()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        key = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.numel() else None
+        if key is not None and key in seen:
+            t = t.clone()
+        elif key is not None:
+            seen.add(key)
+        out[name] = t
+    return out
+
+
+def _temp_path(directory: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def save_model(model: RecurrentModel, directory: PathLike, extra: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``model`` to ``directory`` (created if needed): model.safetensors and config.json.
+
+    ``extra``: JSON-serialisable keys stored at the top level of config.json beside the model's;
+    they must not be one of format_version, library_version, model. Returns the directory."""
+    from cfc_control import __version__
+
+    path = Path(directory)
+    config: Dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "model": _checked_model_config(model),
+    }
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
+        clash = sorted(set(extra) & set(RESERVED_KEYS))
+        if clash:
+            raise ValueError(f"extra may not use the reserved config keys {clash}")
+        config.update(extra)
+    try:
+        text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the config is not JSON-serialisable (finite numbers, str, lists, dicts): {err}") from err
+    tensors = _state_tensors(model)
+
+    path.mkdir(parents=True, exist_ok=True)
+    tmp_weights = _temp_path(path, WEIGHTS_FILE)
+    tmp_config = _temp_path(path, CONFIG_FILE)
+    try:
+        save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
+        _fsync(tmp_weights)
+        with open(tmp_config, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # Both files are complete before either replaces the old one.
+        os.replace(tmp_weights, path / WEIGHTS_FILE)
+        os.replace(tmp_config, path / CONFIG_FILE)
+    finally:
+        for tmp in (tmp_weights, tmp_config):
+            if tmp.exists():
+                tmp.unlink()
+    return path
+
+
+def read_config(directory: PathLike) -> Dict[str, Any]:
+    """The parsed config.json of a model directory, checked for format version and a model entry."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such model directory")
+    file = path / CONFIG_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file}: not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(config).__name__}")
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{file}: missing or invalid 'format_version' ({version!r})")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{file}: format_version {version} is newer than this cfc_control reads ({FORMAT_VERSION}); upgrade cfc_control"
+        )
+    if "model" not in config:
+        raise ValueError(f"{file}: no 'model' entry")
+    return config
+
+
+def _read_weights(file: Path) -> Dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{file}: not a readable safetensors file (truncated or corrupt?): {err}") from err
+
+
+def load_model(directory: PathLike, device: Union[None, str, torch.device] = None) -> RecurrentModel:
+    """Rebuild the model saved in ``directory`` by :func:`save_model`, in the dtype of its saved
+    floating-point weights, on ``device`` (default CPU). Like any new module it is in training
+    mode: call ``.eval()`` for inference. Missing, unexpected or mis-shaped tensors raise a
+    ValueError that lists them."""
+    path = Path(directory)
+    config = read_config(path)
+    config_file = path / CONFIG_FILE
+    try:
+        model = model_from_config(config["model"])
+    except ValueError as err:
+        raise ValueError(f"{config_file}: {err}") from err
+    weights_file = path / WEIGHTS_FILE
+    tensors = _read_weights(weights_file)
+    expected = model.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    shapes = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(tensors))
+        if tensors[k].shape != expected[k].shape
+    ]
+    if shapes:
+        problems.append("mis-shaped tensors [" + "; ".join(shapes) + "]")
+    if problems:
+        raise ValueError(
+            f"{weights_file} does not match the {config['model'].get('class')} model of {config_file}: " + ", ".join(problems)
+        )
+    floating = [t.dtype for t in tensors.values() if t.is_floating_point()]
+    if floating:
+        model.to(dtype=floating[0])
+    model.load_state_dict(tensors)
+    return model.to(device) if device is not None else model
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MODEL_CLASSES",
+    "load_model",
+    "model_from_config",
+    "read_config",
+    "save_model",
+]
