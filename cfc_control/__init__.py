@@ -36,10 +36,9 @@ def __getattr__(name: str) -> Any:
 
 
 def _register_tasks() -> None:
-    try:
-        from cfc_control.tasks.registry import register_tasks
-    except ImportError:  # tasks not built yet in this checkout
-        return
+    # Registration reads envs/*.toml only; it imports neither torch nor mujoco.
+    from cfc_control.tasks.registry import register_tasks
+
     register_tasks()
 
 

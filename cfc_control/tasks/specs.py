@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,7 +64,11 @@ def envs_dir() -> Path:
     override = os.environ.get(ENVS_DIR_VARIABLE)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "envs"
+    checkout = Path(__file__).resolve().parents[2] / "envs"
+    if checkout.is_dir():  # a source checkout or an editable install
+        return checkout
+    # A wheel installs envs/ as data files under the environment's prefix (see pyproject.toml).
+    return Path(sys.prefix) / "share" / "cfc-control" / "envs"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
