@@ -17,3 +17,29 @@ torch.set_num_threads(1)
 def _seed_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def make_policy():
+    """A factory of small random-weight policies for runtime tests:
+    ``make_policy(name="cfc", n_obs=4, n_act=2, nominal_dt=0.04, directory=None, seed=0, **model_kw)``
+    returns a RecurrentPolicy (eval mode) with non-trivial normalisation and action bounds, saved
+    to ``directory`` with ``save_policy`` when given."""
+    import numpy as np
+
+    from cfc_control.models import make
+    from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
+
+    def build(name="cfc", n_obs=4, n_act=2, nominal_dt=0.04, directory=None, seed=0, **model_kw):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = make(name, n_obs, n_act, **model_kw)
+        norm = ObsNormalizer(rng.normal(size=n_obs), rng.uniform(0.5, 2.0, n_obs), clip=5.0)
+        low = -rng.uniform(0.5, 2.0, n_act)
+        actions = ActionMapping(low, low + rng.uniform(1.0, 3.0, n_act))
+        policy = RecurrentPolicy(model, norm, actions, TimeInput.around(nominal_dt), task="test", model_name=name).eval()
+        if directory is not None:
+            save_policy(policy, directory)
+        return policy
+
+    return build

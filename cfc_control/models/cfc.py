@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State, TimeLike, reset_state
+from cfc_control.models.base import RecurrentModel, State, TimeLike
 from cfc_control.models.cfc_cell import ACTIVATIONS, CfCCell, check_mode
 from cfc_control.models.cfc_fused import fused_supported, run_fused
 from cfc_control.models.mixed_memory import MixedMemoryLSTM

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -25,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from cfc_control.files import atomic_path
 from cfc_control.models.base import RecurrentModel
 
 FORMAT_VERSION = 1
@@ -97,17 +97,6 @@ def _state_tensors(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     return out
 
 
-def _temp_path(directory: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def save_model(model: RecurrentModel, directory: PathLike, extra: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``model`` to ``directory`` (created if needed): model.safetensors and config.json.
 
@@ -135,22 +124,10 @@ def save_model(model: RecurrentModel, directory: PathLike, extra: Optional[Dict[
     tensors = _state_tensors(model)
 
     path.mkdir(parents=True, exist_ok=True)
-    tmp_weights = _temp_path(path, WEIGHTS_FILE)
-    tmp_config = _temp_path(path, CONFIG_FILE)
-    try:
+    # Both files are complete before either replaces the old one (the inner one is renamed first).
+    with atomic_path(path / WEIGHTS_FILE) as tmp_weights, atomic_path(path / CONFIG_FILE) as tmp_config:
         save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
-        _fsync(tmp_weights)
-        with open(tmp_config, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # Both files are complete before either replaces the old one.
-        os.replace(tmp_weights, path / WEIGHTS_FILE)
-        os.replace(tmp_config, path / CONFIG_FILE)
-    finally:
-        for tmp in (tmp_weights, tmp_config):
-            if tmp.exists():
-                tmp.unlink()
+        tmp_config.write_text(text)
     return path
 
 

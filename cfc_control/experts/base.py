@@ -1,0 +1,49 @@
+"""The expert interface shared by every demonstrator (LQR, stable-baselines3 agents).
+
+An expert acts from the *full simulator state* of the env it is given, whatever the student
+observes: a student that sees positions only (the "Pos" observation) and irregular Δt is
+labelled by a controller that reads ``env.unwrapped.data`` (qpos, qvel) directly. That is what
+lets DAgger label the states a student visits, and what makes the demonstrations' labels
+independent of the observation model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, Union, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Expert(Protocol):
+    """``act(env) -> action`` (n_act,) float32, read from the env's full simulator state;
+    ``reset()`` before a batch of episodes. Rollouts call one expert for several envs in turn
+    (lockstep), so ``act`` must depend on the env's state only, not on earlier calls (the LQR
+    and SB3 MLP experts are memoryless)."""
+
+    name: str
+
+    def reset(self) -> None: ...
+
+    def act(self, env: Any) -> np.ndarray: ...
+
+
+def make_expert(spec: Union[str, Path], env: Any) -> Expert:
+    """Build the expert named by ``spec`` for ``env``.
+
+    ``spec`` is ``"lqr"`` (an LQR controller computed from the env's MuJoCo model; the pendulum
+    tasks only) or the path of a directory written by :func:`cfc_control.experts.sb3.save_sb3_expert`.
+    """
+    if str(spec).lower() == "lqr":
+        from cfc_control.experts.lqr import LQRExpert
+
+        return LQRExpert.for_env(env)
+    path = Path(spec)
+    if path.is_dir():
+        from cfc_control.experts.sb3 import load_sb3_expert
+
+        expert = load_sb3_expert(path)
+        expert.check_env(env)
+        return expert
+    raise ValueError(f"expert must be 'lqr' or an expert directory (policies/experts/<name>/), got {str(spec)!r}")

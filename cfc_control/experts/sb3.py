@@ -1,0 +1,299 @@
+"""Stable-baselines3 experts (SAC or PPO, MLP) for the tasks an LQR cannot balance.
+
+An expert is trained on the *stock* Gymnasium env (full observation, fixed period) and acts on a
+task env from its full state: :meth:`SB3Expert.act` reads the stock observation from
+``env.unwrapped._get_obs()``, whatever observation model and timing wrap it.
+
+Stored as a directory, never as a pickle (SB3's own ``.zip`` pickles parts of the model):
+
+    <dir>/model.safetensors   the SB3 policy's state_dict (actor and critics)
+    <dir>/config.json         {"format_version", "kind": "sb3-expert", "algo", "env_id",
+                              "observation_size", "action_low", "action_high", "policy_kwargs"
+                              (net_arch, activation name, ...), "obs_normalization" or null}
+    <dir>/card.json           algorithm, steps, seed, hyperparameters, training time, command,
+                              evaluation return over N episodes
+
+Loading rebuilds the SB3 policy class from the config (activation names from a fixed table) and
+loads the tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import gymnasium as gym
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.sac.policies import SACPolicy
+from torch import nn
+from tqdm import tqdm
+
+from cfc_control.files import atomic_path, atomic_write_text
+
+FORMAT_VERSION = 1
+KIND = "sb3-expert"
+ACTIVATIONS: Dict[str, type] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+ALGOS = ("sac", "ppo")
+
+# Per-env settings after rl-baselines3-zoo's tuned hyperparameters; the steps are the budget the
+# README's expert command uses. Anything here can be overridden from the command line.
+HYPERPARAMS: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "sac": {
+        "default": {"steps": 1_000_000, "learning_starts": 10_000},
+        "Swimmer": {"steps": 1_000_000, "learning_starts": 10_000, "gamma": 0.9999},
+        "Reacher": {"steps": 200_000, "learning_starts": 5_000},
+        "InvertedPendulum": {"steps": 50_000, "learning_starts": 1_000},
+        "InvertedDoublePendulum": {"steps": 200_000, "learning_starts": 5_000},
+    },
+    "ppo": {
+        "default": {"steps": 1_000_000, "n_steps": 512, "batch_size": 64, "gae_lambda": 0.92,
+                    "gamma": 0.98, "n_epochs": 10, "learning_rate": 3e-4, "clip_range": 0.2},
+    },
+}
+DEFAULT_POLICY_KWARGS = {"sac": {"net_arch": [256, 256], "activation_fn": "relu"},
+                         "ppo": {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": "tanh"}}
+
+
+def stock_env_id(name: str) -> str:
+    """'HalfCheetah' -> 'HalfCheetah-v5'; a full Gymnasium id is kept."""
+    return name if "-v" in name else f"{name}-v5"
+
+
+def _base_name(env_id: str) -> str:
+    return env_id.split("/")[-1].split("-v")[0]
+
+
+def hyperparams_for(algo: str, env_id: str) -> Dict[str, Any]:
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+    table = HYPERPARAMS[algo]
+    return dict(table.get(_base_name(env_id), table["default"]))
+
+
+def _policy_class(algo: str):
+    if algo == "sac":
+        return SACPolicy
+    if algo == "ppo":
+        return ActorCriticPolicy
+    raise ValueError(f"config 'algo' must be one of {ALGOS}, got {algo!r}")
+
+
+def _torch_policy_kwargs(policy_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    kw = dict(policy_kwargs)
+    name = kw.get("activation_fn", "relu")
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation_fn must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    kw["activation_fn"] = ACTIVATIONS[name]
+    return kw
+
+
+class SB3Expert:
+    """A loaded SB3 policy acting deterministically from the stock observation."""
+
+    def __init__(self, policy: Any, config: Dict[str, Any], directory: Optional[Path] = None) -> None:
+        self.policy = policy
+        self.config = config
+        self.directory = directory
+        self.name = f"sb3-{config['algo']}:{directory.name if directory else config['env_id']}"
+        norm = config.get("obs_normalization")
+        self._norm = None
+        if norm:
+            self._norm = (np.asarray(norm["mean"]), np.sqrt(np.asarray(norm["var"]) + float(norm["epsilon"])),
+                          float(norm["clip"]))
+
+    def reset(self) -> None:
+        """Stateless MLP: nothing to reset."""
+
+    def check_env(self, env: Any) -> None:
+        """Raise ValueError when ``env`` is not built on the stock env this expert was trained on
+        (its MuJoCo env class and stock observation size)."""
+        env_id = self.config["env_id"]
+        try:
+            entry = gym.spec(env_id).entry_point
+        except gym.error.Error:
+            entry = None
+        want = entry.rsplit(":", 1)[-1] if isinstance(entry, str) else None
+        got = type(env.unwrapped).__name__
+        if want is not None and got != want:
+            raise ValueError(f"expert {self.name} was trained on {env_id} ({want}); this env is a {got}")
+        n = int(np.asarray(env.unwrapped._get_obs()).shape[0])
+        if n != int(self.config["observation_size"]):
+            raise ValueError(
+                f"expert {self.name} was trained on {env_id} ({self.config['observation_size']} "
+                f"observations); this env's stock observation has {n}"
+            )
+
+    def observe(self, env: Any) -> np.ndarray:
+        obs = np.asarray(env.unwrapped._get_obs(), dtype=np.float64)
+        if self._norm is not None:
+            mean, std, clip = self._norm
+            obs = np.clip((obs - mean) / std, -clip, clip)
+        return obs.astype(np.float32)
+
+    def predict_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action for stock observations (n_obs,) or (B, n_obs), unnormalised."""
+        action, _ = self.policy.predict(obs, deterministic=True)
+        return np.asarray(action, dtype=np.float32)
+
+    def act(self, env: Any) -> np.ndarray:
+        """The action (n_act,) float32 for the env's current full state."""
+        return self.predict_obs(self.observe(env))
+
+
+def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, algo: str,
+                    policy_kwargs: Dict[str, Any], card: Optional[Dict[str, Any]] = None,
+                    obs_rms: Any = None, clip_obs: float = 10.0, epsilon: float = 1e-8) -> Path:
+    """Write an SB3 model's policy as safetensors + config.json (+ card.json) into ``directory``.
+
+    ``policy_kwargs`` are the JSON kwargs it was built with (activation as a name); ``obs_rms``
+    SB3's RunningMeanStd when the model was trained behind VecNormalize (observations only)."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.policy.state_dict().items()}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "algo": algo,
+        "env_id": env_id,
+        "observation_size": int(model.observation_space.shape[0]),
+        "action_low": np.asarray(model.action_space.low, dtype=np.float64).tolist(),
+        "action_high": np.asarray(model.action_space.high, dtype=np.float64).tolist(),
+        "policy_kwargs": policy_kwargs,
+        "obs_normalization": None if obs_rms is None else {
+            "mean": np.asarray(obs_rms.mean).tolist(), "var": np.asarray(obs_rms.var).tolist(),
+            "clip": float(clip_obs), "epsilon": float(epsilon)},
+    }
+    with atomic_path(path / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    atomic_write_text(path / "config.json", json.dumps(config, indent=2) + "\n")
+    if card is not None:
+        atomic_write_text(path / "card.json", json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def load_sb3_expert(directory: Union[str, Path]) -> SB3Expert:
+    """Rebuild an expert from its directory (JSON + safetensors; nothing is unpickled)."""
+    path = Path(directory)
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: missing; is {path} an expert directory?")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cfg_path}: not valid JSON ({err})") from err
+    if config.get("kind") != KIND:
+        raise ValueError(f"{cfg_path}: kind is {config.get('kind')!r}, expected {KIND!r}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{cfg_path}: format_version {config.get('format_version')!r} is not {FORMAT_VERSION}")
+    try:
+        n_obs = int(config["observation_size"])
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        act_space = gym.spaces.Box(np.asarray(config["action_low"], np.float32),
+                                   np.asarray(config["action_high"], np.float32), dtype=np.float32)
+        policy = _policy_class(config["algo"])(obs_space, act_space, lambda _: 0.0,
+                                               **_torch_policy_kwargs(config["policy_kwargs"]))
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{cfg_path}: bad expert config ({err!r})") from err
+    weights = path / "model.safetensors"
+    try:
+        state = load_file(str(weights))
+    except (FileNotFoundError, SafetensorError, OSError) as err:
+        raise ValueError(f"{weights}: cannot read weights ({err})") from err
+    try:
+        policy.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{weights}: weights do not match the config's policy: {err}") from err
+    policy.set_training_mode(False)
+    return SB3Expert(policy, config, path)
+
+
+def evaluate_expert(expert: SB3Expert, env_id: str, episodes: int = 20, seed: int = 10_000) -> List[float]:
+    """Returns of ``episodes`` deterministic episodes on the stock env, seeds seed, seed+1, ..."""
+    env = gym.make(env_id)
+    returns = []
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(expert.act(env))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def train_sb3_expert(env: str, directory: Union[str, Path], *, algo: str = "sac", steps: Optional[int] = None,
+                     seed: int = 0, overrides: Optional[Dict[str, Any]] = None, eval_episodes: int = 20,
+                     normalize: Optional[bool] = None, progress: bool = True,
+                     command: Optional[str] = None) -> Tuple[SB3Expert, Dict[str, Any]]:
+    """Train an SB3 agent on the stock env ``env`` ("HalfCheetah" or "HalfCheetah-v5"), save it to
+    ``directory`` and return the reloaded expert and its card.
+
+    ``steps`` and ``overrides`` replace the per-env defaults of :data:`HYPERPARAMS` (any SB3
+    constructor argument); PPO normalises observations (VecNormalize, stats stored in the
+    config) unless ``normalize=False``; SAC does not unless ``normalize=True``."""
+    env_id = stock_env_id(env)
+    hp = hyperparams_for(algo, env_id)
+    hp.update(overrides or {})
+    total = int(steps if steps is not None else hp.pop("steps"))
+    hp.pop("steps", None)
+    if total <= 0:
+        raise ValueError(f"steps must be positive, got {total}")
+    policy_kwargs = dict(DEFAULT_POLICY_KWARGS[algo])
+    policy_kwargs.update(hp.pop("policy_kwargs", {}))
+    normalize = (algo == "ppo") if normalize is None else normalize
+    venv = DummyVecEnv([lambda: gym.make(env_id)])
+    venv.seed(seed)
+    if normalize:
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=True)
+    cls = SAC if algo == "sac" else PPO
+    model = cls("MlpPolicy", venv, seed=seed, verbose=0, device="cpu",
+                policy_kwargs=_torch_policy_kwargs(policy_kwargs), **hp)
+    callback = _TqdmCallback(total) if progress else None
+    start = time.time()
+    model.learn(total_timesteps=total, callback=callback)
+    wall = time.time() - start
+    obs_rms = venv.obs_rms if normalize else None
+    card: Dict[str, Any] = {"kind": KIND, "env_id": env_id, "algorithm": algo, "steps": total, "seed": seed,
+                            "hyperparameters": hp, "policy_kwargs": policy_kwargs, "normalize_obs": normalize,
+                            "training_time_s": round(wall, 1), "command": command}
+    clip_obs = venv.clip_obs if normalize else 10.0
+    save_sb3_expert(model, directory, env_id=env_id, algo=algo, policy_kwargs=policy_kwargs, obs_rms=obs_rms,
+                    clip_obs=clip_obs)
+    expert = load_sb3_expert(directory)
+    returns = evaluate_expert(expert, env_id, episodes=eval_episodes)
+    card["evaluation"] = {"env_id": env_id, "episodes": eval_episodes, "mean": float(np.mean(returns)),
+                          "std": float(np.std(returns)), "returns": returns}
+    threshold = gym.spec(env_id).reward_threshold
+    card["reward_threshold"] = threshold
+    atomic_write_text(Path(directory) / "card.json", json.dumps(card, indent=2) + "\n")
+    return expert, card
+
+
+class _TqdmCallback(BaseCallback):
+    """A tqdm bar over SB3 steps (SB3's own bar needs the `rich` package)."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, unit="step", desc="expert")
+
+    def _on_step(self) -> bool:
+        self.bar.update(1)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+

@@ -1,0 +1,53 @@
+"""Atomic file writes: every file this project writes appears whole or not at all.
+
+A writer gets a temporary path beside the target; only when it has returned is the file synced to
+disk, given ordinary permissions (mkstemp makes 0600; policies and data sets are meant to be
+shared) and renamed over the target. On any error the temporary file is removed and the old
+target, if any, is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_path(target: PathLike) -> Iterator[Path]:
+    """``with atomic_path(p) as tmp: write(tmp)`` writes ``p`` atomically."""
+    target = Path(target)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(target: PathLike, text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    return Path(target)
+
+
+def atomic_write_bytes(target: PathLike, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)

@@ -1,0 +1,133 @@
+"""Checkpoints for resumable training, written atomically and without pickles.
+
+    <run>/checkpoints/<step>/          one checkpoint, written as a temp directory then renamed
+        model.safetensors, config.json   the policy (a policy directory: weights + normaliser)
+        optimizer.safetensors            the optimiser's tensors ("state.<param>.<name>")
+        optimizer.json                   its scalars and param_groups
+        rng.safetensors                  torch's RNG state (uint8)
+        progress.json                    the algorithm's progress (epoch, RNG of numpy, ...)
+        data.npz                         optional: a data set that grows during training (DAgger)
+    <run>/checkpoints/latest.json        {"step": ..., "path": "<step>"}, replaced atomically last
+
+A crash at any moment leaves the previous checkpoint intact and ``latest.json`` pointing at a
+complete one. The last ``keep`` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from cfc_control.policies import RecurrentPolicy, load_policy, save_policy
+from cfc_control.files import atomic_write_text
+from cfc_control.training.demos import Demonstrations, load_demos, save_demos
+
+
+def optimizer_to_files(state: Dict[str, Any]) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into tensors (safetensors) and JSON (everything else)."""
+    tensors: Dict[str, torch.Tensor] = {}
+    scalars: Dict[str, Dict[str, Any]] = {}
+    for pid, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_files(tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> Dict[str, Any]:
+    """Inverse of :func:`optimizer_to_files`: a state_dict for ``optimizer.load_state_dict``."""
+    state: Dict[int, Dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value
+    for pid, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the policy, the optimiser state_dict, the progress dict, the data
+    set if one was saved, and the step it was taken at."""
+
+    step: int
+    policy: RecurrentPolicy
+    optimizer_state: Dict[str, Any]
+    progress: Dict[str, Any]
+    data: Optional[Demonstrations]
+    path: Path
+
+
+class CheckpointManager:
+    """Saves and finds checkpoints under ``<run>/checkpoints``."""
+
+    def __init__(self, run_dir: Path, keep: int = 2) -> None:
+        self.root = Path(run_dir) / "checkpoints"
+        self.keep = max(1, int(keep))
+
+    def save(self, step: int, policy: RecurrentPolicy, optimizer_state: Dict[str, Any], progress: Dict[str, Any],
+             data: Optional[Demonstrations] = None) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / f"{int(step):08d}"
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{final.name}."))
+        try:
+            save_policy(policy, tmp)
+            tensors, meta = optimizer_to_files(optimizer_state)
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "optimizer.json").write_text(json.dumps(meta))
+            save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+            (tmp / "progress.json").write_text(json.dumps({"step": int(step), **progress}, indent=1))
+            if data is not None:
+                save_demos(data, tmp / "data.npz")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write_text(self.root / "latest.json", json.dumps({"step": int(step), "path": final.name}) + "\n")
+        self._prune(keep_name=final.name)
+        return final
+
+    def _prune(self, keep_name: str) -> None:
+        done = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for old in done[:-self.keep]:
+            if old.name != keep_name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def latest(self) -> Optional[Path]:
+        pointer = self.root / "latest.json"
+        if not pointer.is_file():
+            return None
+        try:
+            name = json.loads(pointer.read_text())["path"]
+        except (json.JSONDecodeError, KeyError) as err:
+            raise ValueError(f"{pointer}: unreadable checkpoint pointer ({err})") from err
+        path = self.root / name
+        if not path.is_dir():
+            raise ValueError(f"{pointer} points at {path}, which does not exist")
+        return path
+
+    def load(self, path: Optional[Path] = None, restore_rng: bool = True) -> Optional[Checkpoint]:
+        """The latest (or given) checkpoint, or None when there is none. Restores torch's RNG."""
+        path = path or self.latest()
+        if path is None:
+            return None
+        policy = load_policy(path)
+        optimizer_state = optimizer_from_files(load_file(str(path / "optimizer.safetensors")),
+                                               json.loads((path / "optimizer.json").read_text()))
+        progress = json.loads((path / "progress.json").read_text())
+        if restore_rng:
+            torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch"])
+        data = load_demos(path / "data.npz") if (path / "data.npz").is_file() else None
+        return Checkpoint(int(progress["step"]), policy, optimizer_state, progress, data, path)

@@ -1,0 +1,33 @@
+"""Build a fresh :class:`RecurrentPolicy` for a task env: the model by registry name, sized to
+the env's observation and action spaces, with the time input around the env's nominal period."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from cfc_control.models.registry import make
+from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
+
+
+def env_nominal_dt(env: Any) -> float:
+    """The env's nominal control period in seconds (the task's, else the stock env's ``dt``)."""
+    try:
+        return float(env.get_wrapper_attr("nominal_dt"))
+    except AttributeError:
+        return float(env.unwrapped.dt)
+
+
+def make_policy(model_name: str, env: Any, *, task: Optional[str] = None,
+                normalizer: Optional[ObsNormalizer] = None, **model_kw: Any) -> RecurrentPolicy:
+    """A policy with model ``model_name`` (see :func:`cfc_control.models.make`; ``model_kw``
+    override its defaults) for ``env``'s Box spaces. ``normalizer`` defaults to the identity."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
+        raise ValueError(f"policies need flat Box spaces, got observation {obs_space} and action {act_space}")
+    n_obs, n_act = int(obs_space.shape[0]), int(act_space.shape[0])
+    model = make(model_name, n_obs, n_act, **model_kw)
+    actions = ActionMapping(np.asarray(act_space.low), np.asarray(act_space.high))
+    return RecurrentPolicy(model, normalizer or ObsNormalizer.identity(n_obs), actions,
+                           TimeInput.around(env_nominal_dt(env)), task=task, model_name=model_name)
