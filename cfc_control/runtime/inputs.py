@@ -1,0 +1,92 @@
+"""Checking what a control loop hands the runner: observations, Δt and timestamps. Every
+function raises :class:`~cfc_control.runtime.errors.BadInputError` with a message that names the
+argument, what was expected and what came."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from cfc_control.runtime.errors import BadInputError
+
+REAL_KINDS = "fiu"  # float, signed and unsigned int; not bool, complex, object or strings
+
+
+def coerce_obs(obs: Any, batch_size: int, n_obs: int) -> np.ndarray:
+    """``obs`` as a numeric array of shape (batch_size, n_obs), or (n_obs,) when batch_size is 1
+    (both accepted then). No copy when it already is one."""
+    a = obs if isinstance(obs, np.ndarray) else _asarray(obs, "observation", batch_size)
+    if a.dtype.kind not in REAL_KINDS:
+        raise BadInputError(
+            f"observation must hold real numbers (float or int), got dtype {a.dtype}", range(batch_size)
+        )
+    if a.shape == (batch_size, n_obs) or (batch_size == 1 and a.shape == (n_obs,)):
+        return a
+    want = f"({n_obs},) or (1, {n_obs})" if batch_size == 1 else f"({batch_size}, {n_obs})"
+    raise BadInputError(f"observation must have shape {want}, got {a.shape}", range(batch_size))
+
+
+def _asarray(value: Any, what: str, batch_size: int) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as err:  # ragged lists and the like
+        raise BadInputError(f"{what} is not an array of numbers ({err})", range(batch_size)) from err
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when every entry is finite. One dot product in the common case; the exact check
+    only when it overflows or is NaN."""
+    if a.size == 0:
+        return True
+    if a.dtype.kind != "f":
+        return True
+    if math.isfinite(float(np.vdot(a, a))):
+        return True
+    return bool(np.isfinite(a).all())
+
+
+def nonfinite_report(a: np.ndarray) -> Tuple[np.ndarray, str]:
+    """Rows (bool (B,)) of a 2-D array with a non-finite entry, and a message naming them."""
+    bad = ~np.isfinite(a)
+    rows = bad.any(axis=1)
+    parts = []
+    for r in np.flatnonzero(rows)[:4]:
+        cols = np.flatnonzero(bad[r])
+        parts.append(f"row {r}: indices {cols.tolist()[:8]} = {a[r, cols].tolist()[:8]}")
+    more = "" if rows.sum() <= 4 else f" (and {int(rows.sum()) - 4} more rows)"
+    return rows, "; ".join(parts) + more
+
+
+def coerce_times(value: Any, name: str, batch_size: int) -> np.ndarray:
+    """``dt`` or ``timestamp`` as a float64 (batch_size,) array: a number (every row), or an
+    array of shape (B,) or (B, 1) (() and (1,) also for one row)."""
+    a = value if isinstance(value, np.ndarray) else _asarray(value, name, batch_size)
+    if a.dtype.kind not in REAL_KINDS:
+        raise BadInputError(f"{name} must be a real number, got dtype {a.dtype}", range(batch_size))
+    if a.ndim == 0:
+        return np.full(batch_size, float(a))
+    if a.shape in ((batch_size,), (batch_size, 1)):
+        return a.astype(np.float64).reshape(batch_size)
+    want = "a number" if batch_size == 1 else f"a number or shape ({batch_size},)"
+    raise BadInputError(f"{name} must be {want}, got shape {a.shape}", range(batch_size))
+
+
+def scalar_time(value: Any, name: str) -> float:
+    """``dt`` or ``timestamp`` for one row as a Python float (a number or a 1-element array)."""
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        return float(value)
+    return float(coerce_times(value, name, 1)[0])
+
+
+def bad_dt_rows(dt: np.ndarray) -> Optional[Tuple[np.ndarray, str]]:
+    """Rows whose Δt is non-finite or <= 0, with a message; None when all are good."""
+    bad = ~(np.isfinite(dt) & (dt > 0))
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad)
+    return bad, f"dt must be finite and > 0 s, got {dt[rows].tolist()[:8]} at rows {rows.tolist()[:8]}"
+
+
+__all__ = ["coerce_obs", "all_finite", "nonfinite_report", "coerce_times", "scalar_time", "bad_dt_rows"]

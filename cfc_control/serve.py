@@ -1,0 +1,55 @@
+"""Serve a policy to control loops in other processes (the ZeroMQ control node).
+
+    python -m cfc_control.serve policies/hopper --bind tcp://127.0.0.1:5555
+
+Each robot id gets its own recurrent state; messages are msgpack maps (robot, obs, t or dt,
+reset; see :mod:`cfc_control.runtime.node`); :class:`cfc_control.runtime.client.PolicyClient`
+is the robot side. Prints one "serving ..." line when ready (with the bound endpoint: a port
+of "*" is chosen here) and its counters when stopped; SIGINT and SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cfc_control.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("policy", help="policy directory (config.json + model.safetensors)")
+    parser.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint to bind (default %(default)s)")
+    parser.add_argument("--max-robots", type=int, default=256)
+    parser.add_argument("--max-message-bytes", type=int, default=64 * 1024)
+    parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "torch"))
+    args = parser.parse_args(argv)
+
+    import zmq
+
+    from cfc_control.runtime.node import PolicyNode
+    from cfc_control.runtime.runner import PolicyRunner
+
+    try:
+        runner = PolicyRunner.load(args.policy, backend=args.backend)
+        node = PolicyNode(runner, max_robots=args.max_robots, max_message_bytes=args.max_message_bytes)
+        endpoint = node.bind(args.bind)
+    except (FileNotFoundError, ValueError, zmq.ZMQError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    def stop(signum: int, _frame: object) -> None:
+        node.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(f"serving {args.policy} ({runner.backend}, nominal dt {runner.nominal_dt} s, watchdog "
+          f"{node.watchdog_s} s) on {endpoint}", flush=True)
+    node.serve()
+    print(f"stopped: {json.dumps(node.stats.as_dict())}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Exports equal the runner: TorchScript (state inside, reset) and ONNX through onnxruntime (state
+fed back), over 1000-step rollouts with random Δt, within 1e-5; and the command line."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from cfc_control import PolicyRunner
+from cfc_control.export import main as export_main
+from cfc_control.runtime import DtClampWarning
+from cfc_control.runtime.export import export_onnx, export_torchscript, state_names
+
+ort = pytest.importorskip("onnxruntime")
+# Loading TorchScript is what the format's users do; torch's deprecation notice is not our concern.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
+NAMES = [
+    ("cfc", dict(units=16, backbone_units=24)),
+    ("ncp", dict(units=16)),
+    ("cfc-mm", dict(units=12, backbone_units=16, mode="no_gate")),
+    ("lstm", dict(units=12)),
+    ("mlp", dict(hidden=(16,))),
+]
+
+
+def _rollout(rng, steps, batch, n_obs):
+    obs = rng.normal(size=(steps, batch, n_obs)) * 2.0
+    dt = np.exp(rng.uniform(np.log(0.004), np.log(0.3), size=(steps, batch)))  # also beyond [dt_min, dt_max]
+    return obs, dt
+
+
+def _onnx_rollout(path, obs, dt):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = sess.get_inputs()
+    state = {i.name: np.zeros((obs.shape[1], i.shape[1]), np.float32) for i in inputs[2:]}
+    actions = []
+    for o, d in zip(obs, dt):
+        out = sess.run(None, {"obs": o.astype(np.float32), "dt": d[:, None].astype(np.float32), **state})
+        actions.append(out[0])
+        state = {i.name: s for i, s in zip(inputs[2:], out[1:])}
+    return np.stack(actions)
+
+
+@pytest.mark.parametrize("name,kw", NAMES, ids=[n for n, _ in NAMES])
+def test_torchscript_and_onnx_equal_the_runner(make_policy, tmp_path, name, kw):
+    policy = make_policy(name, n_obs=5, n_act=3, **kw)
+    steps = 1000 if name in ("cfc", "ncp") else 300
+    obs, dt = _rollout(np.random.default_rng(0), steps, 2, 5)
+    runner = PolicyRunner(policy, batch_size=2)
+    with pytest.warns(DtClampWarning):  # the rollout leaves [dt_min, dt_max]: clamped and warned
+        want = np.stack([runner.step(o, d) for o, d in zip(obs, dt)])
+
+    ts_path = export_torchscript(policy, tmp_path / "p.pt")
+    module = torch.jit.load(str(ts_path))
+    with torch.no_grad():
+        got = np.stack([module(torch.as_tensor(o), torch.as_tensor(d)).numpy() for o, d in zip(obs, dt)])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+    onnx_path = export_onnx(policy, tmp_path / "p.onnx")
+    np.testing.assert_allclose(_onnx_rollout(onnx_path, obs, dt), want, atol=1e-5)
+
+
+def test_torchscript_reset_batch_change_and_single_rows(make_policy, tmp_path):
+    policy = make_policy("ncp", n_obs=4, n_act=2, units=12)
+    module = torch.jit.load(str(export_torchscript(policy, tmp_path / "p.pt")))
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(20, 4)).astype(np.float32)
+    runner = PolicyRunner(policy)
+    with torch.no_grad():
+        first = [module(torch.as_tensor(o), torch.tensor(0.03)).numpy() for o in obs]
+        np.testing.assert_allclose(first, [runner.step(o, 0.03) for o in obs], atol=1e-5)
+        module.reset()
+        runner.reset()
+        again = [module(torch.as_tensor(o), torch.tensor([0.03])).numpy() for o in obs]
+        np.testing.assert_allclose(again, first, atol=1e-6)
+        # A new batch size starts from the initial state; 64 rows cross the models' size-dependent
+        # tanh branch.
+        big = np.repeat(obs[:1], 64, axis=0)
+        out = module(torch.as_tensor(big), torch.full((64,), 0.03)).numpy()
+        np.testing.assert_allclose(out, np.repeat(first[:1], 64, axis=0), atol=1e-5)
+        assert first[0].shape == (2,)
+        with pytest.raises(Exception, match="obs must be"):
+            module(torch.zeros(3, 5), torch.tensor(0.03))
+
+
+def test_onnx_file_describes_itself(make_policy, tmp_path):
+    import onnx
+
+    policy = make_policy("cfc-mm", n_obs=4, n_act=2, units=8, backbone_units=8)
+    path = export_onnx(policy, tmp_path / "p.onnx")
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["obs", "dt", "h", "c"]
+    assert [o.name for o in model.graph.output] == ["action", "h_out", "c_out"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    meta = json.loads({p.key: p.value for p in model.metadata_props}["cfc_control"])
+    assert meta["state"] == ["h", "c"] and meta["policy"]["time"]["nominal_dt"] == pytest.approx(0.04)
+    assert state_names(make_policy("mlp", hidden=(8,))) == []
+
+
+def test_command_line(make_policy, tmp_path, capsys):
+    make_policy("cfc", units=8, backbone_units=8, directory=tmp_path / "pol")
+    assert export_main([str(tmp_path / "pol"), "--format", "torchscript", "--out", str(tmp_path / "a.pt")]) == 0
+    assert "reset" in capsys.readouterr().out
+    with zipfile.ZipFile(tmp_path / "a.pt") as z:
+        extra = [n for n in z.namelist() if n.endswith("extra/policy.json")]
+        assert json.loads(z.read(extra[0]))["inputs"] == ["obs", "dt", "h"]
+    assert export_main([str(tmp_path / "pol"), "--format", "onnx", "--out", str(tmp_path / "a.onnx")]) == 0
+    assert (tmp_path / "a.onnx").stat().st_size > 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.onnx").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private mode
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert export_main([str(tmp_path / "missing"), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]) == 2
+    assert "error" in capsys.readouterr().err
