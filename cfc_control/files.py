@@ -9,6 +9,7 @@ target, if any, is untouched.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +18,14 @@ from typing import Iterator, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _default_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 @contextmanager
@@ -51,3 +56,21 @@ def atomic_write_bytes(target: PathLike, data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
+
+
+@contextmanager
+def atomic_directory(target: PathLike) -> Iterator[Path]:
+    """``with atomic_directory(d) as tmp: fill(tmp)`` makes ``d`` appear complete: a checkpoint is
+    written into a temporary sibling directory and renamed into place only when whole. An older
+    ``d`` is removed just before the rename; on any error the temporary directory is removed."""
+    target = Path(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

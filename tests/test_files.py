@@ -26,3 +26,18 @@ def test_failed_write_keeps_the_old_file(tmp_path):
             raise RuntimeError("disk full")
     assert target.read_text() == "good"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
+    from cfc_control.files import atomic_directory
+
+    target = tmp_path / "checkpoint"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.json").write_text("1")
+    assert (target / "a.json").read_text() == "1"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(target) as tmp:
+            (tmp / "a.json").write_text("2")
+            raise KeyboardInterrupt
+    assert (target / "a.json").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]

@@ -16,9 +16,7 @@ complete one. The last ``keep`` checkpoints are kept.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -27,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cfc_control.policies import RecurrentPolicy, load_policy, save_policy
-from cfc_control.files import atomic_write_text
+from cfc_control.files import atomic_directory, atomic_write_text
 from cfc_control.training.demos import Demonstrations, load_demos, save_demos
 
 
@@ -79,8 +77,7 @@ class CheckpointManager:
              data: Optional[Demonstrations] = None) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"{int(step):08d}"
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{final.name}."))
-        try:
+        with atomic_directory(final) as tmp:
             save_policy(policy, tmp)
             tensors, meta = optimizer_to_files(optimizer_state)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
@@ -89,12 +86,6 @@ class CheckpointManager:
             (tmp / "progress.json").write_text(json.dumps({"step": int(step), **progress}, indent=1))
             if data is not None:
                 save_demos(data, tmp / "data.npz")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         atomic_write_text(self.root / "latest.json", json.dumps({"step": int(step), "path": final.name}) + "\n")
         self._prune(keep_name=final.name)
         return final
