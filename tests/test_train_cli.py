@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfc_control import train
+from cfc_control.training import launch as train
 from cfc_control.eval import main as eval_main
 from cfc_control.policies import load_policy, read_card
 from cfc_control.training import bc as bc_module

@@ -2,7 +2,7 @@
 
 An algorithm is an :class:`Algorithm`: its own command-line flags (``arguments``, functions that
 add flags to an argparse group; shared ones are added once) and ``run(args, ctx) -> TrainOutcome``.
-The command line (:mod:`cfc_control.train`) parses the shared flags (env, policy, seed, out,
+The command line (:mod:`cfc_control.training.launch`, run as ``python -m cfc_control.train``) parses the shared flags (env, policy, seed, out,
 resume, evaluation, logging), builds the :class:`RunContext`, calls ``run``, then evaluates the
 returned policy under each timing and writes the policy directory with its card. ``run`` must:
 
