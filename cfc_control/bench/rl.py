@@ -1,0 +1,214 @@
+"""Reinforcement-learning throughput (issue 5, "Speed"): ``python -m cfc_control.bench rl``.
+
+Env steps per second of *training* (rollouts and updates, wall clock, one CPU thread), on the
+same task, network sizes and machine, in one run:
+
+* ``cfc``   our SequencePPO with a CfC actor and critic (64 units),
+* ``lstm``  our SequencePPO with LSTM actor and critic (64 units, Δt as an input),
+* ``rppo``  sb3-contrib's RecurrentPPO, ``MlpLstmPolicy`` (LSTM of ``--rppo-units``, default 64
+            like ours; its library default is 256) with its default recipe,
+* ``mlp``   SB3's PPO, ``MlpPolicy`` (64x64) with its default recipe.
+
+With ``--eval-episodes N`` each trained row is also scored (deterministic return under Fixed,
+Jitter and Irregular timing, N episodes each, the same reset seeds for every row), which makes
+this the same-steps comparison of the issue's targets, e.g. for the HalfCheetah target::
+
+    python -m cfc_control.bench rl --rows rppo --steps 1000000 --n-envs 8 --eval-episodes 20
+
+Every row trains for ``--steps`` env steps (rounded up to whole rollouts) on ``--n-envs``
+copies of the task with the Δt channel (the SB3 baselines see it as one more observation), and
+makes ``n_epochs = 10`` passes over every sample in its update; the minibatch sizes are each
+library's own default (ours: the task's hyperparameters), printed in the table. ``--same-recipe``
+gives the baselines our rollout length and minibatch size instead. Goals printed at the end:
+CfC at least 5x RecurrentPPO and at least half of MLP PPO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+ROWS = ("cfc", "lstm", "rppo", "mlp")
+DEFAULT_ENV = "HalfCheetah-Pos-Jitter"
+
+
+@dataclass
+class Result:
+    row: str
+    what: str
+    steps: int
+    seconds: float
+    rollout_steps: int
+    minibatch: str
+    rollout_s: Optional[float] = None
+    update_s: Optional[float] = None
+    returns: Optional[Dict[str, Tuple[float, float]]] = None  # timing -> (mean, std), with --eval-episodes
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds
+
+
+TIMINGS = ("Fixed", "Jitter", "Irregular")
+
+
+def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[float, float]]:
+    """Deterministic returns of any SB3-style ``model.predict`` (recurrent or not) under each timing,
+    through SB3's ``evaluate_policy`` on the task with the Δt channel; the same reset seeds for
+    every model (the evaluation seeds of :mod:`cfc_control.evaluation`)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from cfc_control.evaluation import EVAL_SEED
+    from cfc_control.training.ppo import make_task_vec_env
+
+    out = {}
+    for timing in TIMINGS:
+        env = make_task_vec_env(task, 1, timing=timing)
+        env.seed(EVAL_SEED)
+        mean, std = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
+        env.close()
+        out[timing] = (float(mean), float(std))
+    return out
+
+
+def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Result:
+    from cfc_control.training.ppo import SequencePPO, config_for
+
+    cfg = config_for(task, {"n_envs": n_envs})
+    algo = SequencePPO(task, model, cfg, model_kw={"units": 64}, seed=seed)
+    start = time.perf_counter()
+    algo.learn(steps)
+    seconds = time.perf_counter() - start
+    kw = ", ".join(f"{k}={v}" for k, v in algo.model_kw.items())
+    return Result(model, f"ours, {model} actor + critic ({kw})", algo.num_timesteps, seconds, cfg.rollout_steps,
+                  f"~{cfg.batch_size} steps ({cfg.batch_size // cfg.seq_len}+ sequences of <= {cfg.seq_len})",
+                  round(algo.rollout_time_s, 2), round(algo.update_time_s, 2)), algo
+
+
+def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int, rppo_units: int,
+         recipe: Optional[Dict[str, int]]) -> Result:
+    from cfc_control.training.ppo import make_task_vec_env
+
+    env = make_task_vec_env(task, n_envs)
+    kw: Dict[str, Any] = dict(recipe or {})
+    if which == "rppo":
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu",
+                             policy_kwargs={"lstm_hidden_size": rppo_units}, **kw)
+        what = f"sb3-contrib RecurrentPPO, LSTM {rppo_units} + MLP heads"
+    else:
+        from stable_baselines3 import PPO
+
+        model = PPO("MlpPolicy", env, seed=seed, device="cpu", **kw)
+        what = "SB3 PPO, MLP 64x64"
+    start = time.perf_counter()
+    model.learn(steps)
+    seconds = time.perf_counter() - start
+    env.close()
+    return Result(which, what, model.num_timesteps, seconds, model.n_steps * n_envs, f"{model.batch_size} steps"), model
+
+
+def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, rppo_units: int,
+        same_recipe: bool, eval_episodes: int = 0) -> List[Result]:
+    from cfc_control.training.ppo import config_for
+
+    recipe = None
+    if same_recipe:
+        cfg = config_for(task, {"n_envs": n_envs})
+        recipe = {"n_steps": cfg.n_steps, "batch_size": cfg.batch_size, "n_epochs": cfg.n_epochs}
+    results = []
+    for row in rows:
+        if row in ("cfc", "lstm"):
+            result, model = _ours(task, row, steps, n_envs, seed)
+        else:
+            result, model = _sb3(task, row, steps, n_envs, seed, rppo_units, recipe)
+        if eval_episodes > 0:
+            result.returns = evaluate_returns(model, task, eval_episodes)
+        results.append(result)
+        r = result
+        print(f"  {r.row}: {r.steps} steps in {r.seconds:.1f} s = {r.steps_per_s:.0f} steps/s"
+              + (f", returns {r.returns}" if r.returns else ""), flush=True)
+    return results
+
+
+def table(results: List[Result]) -> str:
+    scored = any(r.returns for r in results)
+    head = "| row | what | env steps/s | steps | s | rollout (steps) | minibatch | our rollout s / update s |"
+    lines = [head + (" return Fixed / Jitter / Irregular |" if scored else ""),
+             "|---" * (8 + int(scored)) + "|"]
+    for r in results:
+        split = f"{r.rollout_s} / {r.update_s}" if r.rollout_s is not None else ""
+        line = (f"| {r.row} | {r.what} | {r.steps_per_s:.0f} | {r.steps} | {r.seconds:.1f} | {r.rollout_steps} "
+                f"| {r.minibatch} | {split} |")
+        if scored:
+            line += " " + " / ".join(f"{m:.0f} ± {s:.0f}" for m, s in (r.returns or {}).values()) + " |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def ratios(results: List[Result]) -> Dict[str, float]:
+    by = {r.row: r.steps_per_s for r in results}
+    out = {}
+    if "cfc" in by and "rppo" in by:
+        out["cfc / rppo"] = by["cfc"] / by["rppo"]
+    if "cfc" in by and "mlp" in by:
+        out["cfc / mlp"] = by["cfc"] / by["mlp"]
+    if "lstm" in by and "rppo" in by:
+        out["lstm / rppo"] = by["lstm"] / by["rppo"]
+    return out
+
+
+GOALS = {"cfc / rppo": 5.0, "cfc / mlp": 0.5}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cfc_control.bench rl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default=DEFAULT_ENV, help="task")
+    parser.add_argument("--steps", type=int, default=20_000, help="env steps of training per row")
+    parser.add_argument("--n-envs", type=int, default=4)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
+    parser.add_argument("--rppo-units", type=int, default=64, help="RecurrentPPO's LSTM size (its default: 256)")
+    parser.add_argument("--same-recipe", action="store_true",
+                        help="baselines use our rollout length and minibatch size instead of their defaults")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--eval-episodes", type=int, default=0,
+                        help="after training, evaluate each row deterministically for this many episodes per "
+                             "timing (Fixed, Jitter, Irregular): the same-steps score comparison")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON at the end")
+    args = parser.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = sorted(set(rows) - set(ROWS))
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    if args.steps <= 0 or args.n_envs <= 0:
+        parser.error("--steps and --n-envs must be positive")
+    torch.set_num_threads(args.threads)
+    print(f"# RL training throughput: {args.env}, {args.steps} steps per row, {args.n_envs} envs, "
+          f"{args.threads} thread(s), torch {torch.__version__}", flush=True)
+    results = run(rows, args.env, args.steps, args.n_envs, args.seed, args.rppo_units, args.same_recipe,
+                  args.eval_episodes)
+    print()
+    print(table(results))
+    found = ratios(results)
+    if found:
+        print()
+    for name, value in found.items():
+        goal = GOALS.get(name)
+        verdict = "" if goal is None else (f"  (goal >= {goal:g}: {'met' if value >= goal else 'NOT met'})")
+        print(f"{name}: {value:.2f}x{verdict}")
+    if args.json:
+        print(json.dumps({"env": args.env, "n_envs": args.n_envs, "threads": args.threads,
+                          "results": [{**asdict(r), "steps_per_s": r.steps_per_s} for r in results],
+                          "ratios": found}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""PPO for recurrent policies of any state shape, on stable-baselines3's machinery.
+
+    from cfc_control.training.ppo import SequencePPO
+    algo = SequencePPO("InvertedPendulum-Pos-Irregular", "cfc", seed=0)
+    algo.learn(100_000, progress_bar=True)
+    algo.save_policy("policies/cfc-pendulum")          # the policy directory every runtime loads
+
+What comes from SB3 unchanged (:class:`OnPolicyAlgorithm` / :class:`BaseAlgorithm`): the VecEnv
+handling and ``Monitor`` episode statistics, ``VecNormalize`` (reward only, see
+:mod:`.vec_env`), seeding, the callback protocol (``on_rollout_start``, ``on_step``...), the logger
+(stdout / CSV / TensorBoard, or any ``set_logger``), ``_setup_learn``, learning-rate schedules and
+``dump_logs``; ``evaluate_policy`` works on this object or on its ``policy``.
+
+What is rewritten, and why:
+
+* ``_setup_model``: the policy is an :class:`~.policy.ActorCritic` around a
+  :class:`~cfc_control.policies.RecurrentPolicy` (the policy directory's object), not an SB3
+  ``ActorCriticPolicy``; the buffer is :class:`~.buffer.RecurrentSequenceBuffer`.
+* ``collect_rollouts``: carries each network's recurrent state (any shape) through the rollout,
+  stores it per step, and bootstraps truncated episodes from the critic's state at their end.
+  The structure follows SB3's (and sb3-contrib's) loop step for step.
+* ``train``: PPO's clipped loss over minibatches of whole padded sequences, every term masked
+  (sb3-contrib's idea, without its (h, c)-only state handling); one model call per minibatch, with
+  the input half of each backbone one matmul over the sequence.
+* ``learn``: SB3's loop, except that the logs are written *after* the update, so each row holds
+  the rollout and the update of the same iteration, the observation statistics are updated after
+  the update (the update must see the normalisation its rollout used, or the PPO ratio is off),
+  and ``on_iteration`` lets a caller checkpoint between iterations.
+* ``save``/``load``: SB3's pickle the whole object; here the actor is saved as a policy directory
+  (:meth:`save_policy`) and the rest (critic, log-std, optimiser, counters, return statistics) by
+  :meth:`save_state`, as safetensors and JSON only.
+* The progress bar uses plain tqdm (SB3's needs ``rich``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
+
+from cfc_control.models.base import State, map_state
+from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
+from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
+from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
+from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
+from cfc_control.training.ppo.vec_env import StepProgressBar, env_nominal_dt, make_task_vec_env
+
+PolicySpec = Union[str, RecurrentPolicy, ActorCritic]
+
+
+class SequencePPO(OnPolicyAlgorithm):
+    """PPO with a recurrent actor and critic trained on whole sequences.
+
+    Args:
+        env: a task name (``n_envs`` copies with the Δt channel, reward-normalised per
+            ``config``), a Gymnasium env or a VecEnv (observations with Δt / nominal as the last
+            channel unless ``dt_channel=False``).
+        policy: a model name (``cfc``, ``ncp``, ``ltc``, ``lstm``, ``gru``, ``mlp``... built fresh
+            with :data:`~.hyperparams.MODEL_DEFAULTS` updated by ``model_kw``), a
+            :class:`RecurrentPolicy` to train further (e.g. behaviour-cloned), or a complete
+            :class:`ActorCritic`.
+        config: hyperparameters (default: :func:`~.hyperparams.config_for` the task).
+        seed: seeds torch, numpy and the envs; device: torch device (CPU is the fast one here).
+    """
+
+    policy: ActorCritic
+    rollout_buffer: RecurrentSequenceBuffer
+
+    def __init__(self, env: Union[str, gym.Env, VecEnv], policy: PolicySpec = "cfc",
+                 config: Optional[PPOConfig] = None, *, model_kw: Optional[Dict[str, Any]] = None,
+                 seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
+                 tensorboard_log: Optional[str] = None, verbose: int = 0, dt_channel: bool = True,
+                 task: Optional[str] = None) -> None:
+        if isinstance(env, str):
+            from cfc_control.tasks import resolve_env_id
+
+            task = resolve_env_id(env)
+            config = config or config_for(task)
+            env = make_task_vec_env(task, config.n_envs, normalize_reward=config.normalize_reward,
+                                    gamma=config.gamma)
+        config = config or config_for(task)
+        if not isinstance(policy, (str, RecurrentPolicy, ActorCritic)):
+            raise TypeError(f"policy must be a model name, a RecurrentPolicy or an ActorCritic, got {type(policy).__name__}")
+        self.config = config
+        self.task = task
+        self.dt_channel = bool(dt_channel)
+        self._policy_spec = policy
+        self.model_kw = model_kwargs_for(policy, model_kw) if isinstance(policy, str) else dict(model_kw or {})
+        lr: Any = config.learning_rate
+        if config.lr_schedule == "linear":
+            lr = _LinearSchedule(config.learning_rate)
+        super().__init__(
+            policy=ActorCritic, env=env, learning_rate=lr, n_steps=config.n_steps, gamma=config.gamma,
+            gae_lambda=config.gae_lambda, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
+            max_grad_norm=config.max_grad_norm, use_sde=False, sde_sample_freq=-1,
+            tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device,
+            _init_setup_model=False, supported_action_spaces=(spaces.Box,))
+        if self.n_envs != config.n_envs:  # a given VecEnv decides; record what actually ran
+            self.config = config = replace(config, n_envs=self.n_envs)
+        self.iteration = 0
+        self.rollout_time_s = 0.0
+        self.update_time_s = 0.0
+        self._setup_model()
+
+    # -- construction -------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        spec = self._policy_spec
+        if isinstance(spec, ActorCritic):
+            policy = spec
+        else:
+            fresh = not isinstance(spec, RecurrentPolicy)
+            actor = self._fresh_actor(spec) if fresh else spec
+            # A critic "same" as a fresh actor gets the actor's model arguments too; one around a
+            # given actor gets its kind and size (ActorCritic.build).
+            critic_kw = self.model_kw if fresh and self.config.critic == "same" else None
+            policy = ActorCritic.build(actor, critic=self.config.critic, log_std_init=self.config.log_std_init,
+                                       dt_channel=self.dt_channel, critic_kw=critic_kw)
+        width = int(self.observation_space.shape[0])
+        if policy.obs_width != width or policy.n_act != int(self.action_space.shape[0]):
+            raise ValueError(f"the policy takes {policy.obs_width} observation features and gives {policy.n_act} "
+                             f"actions; the env has {width} and {self.action_space.shape[0]}"
+                             + (" (the last one the Δt channel)" if self.dt_channel else ""))
+        self.policy = policy.to(self.device)
+        self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr_schedule(1.0),
+                                                 eps=self.config.adam_eps)
+        actor_state, critic_state = self.policy.initial_states(self.n_envs)
+        self.rollout_buffer = RecurrentSequenceBuffer(
+            self.n_steps, self.observation_space, self.action_space,
+            {"actor": actor_state, "critic": critic_state}, device=self.device, gae_lambda=self.gae_lambda,
+            gamma=self.gamma, n_envs=self.n_envs, seq_len=self.config.seq_len)
+        self._last_states = (actor_state, critic_state)
+
+    def _fresh_actor(self, model_name: str) -> RecurrentPolicy:
+        from cfc_control.models.registry import make
+
+        n_obs = int(self.observation_space.shape[0]) - int(self.dt_channel)
+        n_act = int(self.action_space.shape[0])
+        normalizer = (ObsNormalizer(np.zeros(n_obs), np.ones(n_obs), clip=self.config.obs_clip)
+                      if self.config.normalize_obs else ObsNormalizer.identity(n_obs))
+        model = make(model_name, n_obs, n_act, **self.model_kw)
+        shrink_output_layer(model, self.config.actor_output_scale)
+        return RecurrentPolicy(model, normalizer, ActionMapping(self.action_space.low, self.action_space.high),
+                               TimeInput.around(env_nominal_dt(self.env)), task=self.task, model_name=model_name)
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        if progress_bar:
+            given = callback if isinstance(callback, list) else ([] if callback is None else [callback])
+            callback = [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in given] + [StepProgressBar()]
+        return super()._init_callback(callback, progress_bar=False)
+
+    # -- rollout --------------------------------------------------------------------------------
+    def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
+                         n_rollout_steps: int) -> bool:
+        """Fill the buffer with ``n_rollout_steps`` steps of every env (see the module docstring)."""
+        assert self._last_obs is not None, "no previous observation: call learn()"
+        start = time.perf_counter()
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        actor_state, critic_state = self._last_states
+        n_steps = 0
+        dones = self._last_episode_starts
+        new_obs = self._last_obs
+        while n_steps < n_rollout_steps:
+            obs_t = torch.as_tensor(self._last_obs, dtype=torch.float32, device=self.device)
+            starts_t = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=self.device)
+            actions, values, log_probs, next_actor, next_critic = self.policy.act(
+                obs_t, actor_state, critic_state, starts_t)
+            env_actions = self.policy.actor.to_action(actions).cpu().numpy()
+            new_obs, rewards, dones, infos = env.step(env_actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+            for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit (SB3 #633)
+                final = infos[idx].get("terminal_observation")
+                if final is not None and infos[idx].get("TimeLimit.truncated", False):
+                    row = map_state(next_critic, lambda s: s[idx:idx + 1])
+                    final_t = torch.as_tensor(np.asarray(final)[None], dtype=torch.float32, device=self.device)
+                    rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row)[0])
+            rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
+                               log_probs, states={"actor": actor_state, "critic": critic_state})
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+            actor_state, critic_state = next_actor, next_critic
+        self._last_states = (actor_state, critic_state)
+        with torch.no_grad():
+            x, t = self.policy.features(torch.as_tensor(new_obs, dtype=torch.float32, device=self.device))
+            last_values, _ = self.policy.critic.step(x, critic_state, t, torch.as_tensor(dones, device=self.device).bool())
+        rollout_buffer.compute_returns_and_advantage(last_values=last_values.squeeze(-1), dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        self.rollout_time_s += time.perf_counter() - start
+        return True
+
+    # -- update ---------------------------------------------------------------------------------
+    def train(self) -> None:
+        """n_epochs passes of clipped-PPO minibatch updates over the rollout's sequences."""
+        start = time.perf_counter()
+        cfg = self.config
+        policy = self.policy
+        policy.set_training_mode(True)
+        self._update_learning_rate(policy.optimizer)
+        clip = cfg.clip_range
+        critic_only = self.iteration <= cfg.critic_warmup
+        logs: Dict[str, list] = {k: [] for k in ("pg", "value", "entropy", "kl", "clip")}
+        loss = torch.zeros(())
+        continue_training = True
+        for epoch in range(cfg.n_epochs):
+            for batch in self.rollout_buffer.minibatches(cfg.batch_size):
+                values, log_prob, entropy = policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
+                                                            batch.states["actor"], batch.states["critic"])
+                mask = batch.mask
+                count = mask.sum()
+                advantages = batch.advantages
+                if cfg.normalize_advantage and count > 1:
+                    mean = (advantages * mask).sum() / count
+                    std = (((advantages - mean) ** 2 * mask).sum() / (count - 1)).sqrt()
+                    advantages = (advantages - mean) / (std + 1e-8)
+                # Masked before exp: a padded step's log-ratio could overflow to inf, and inf * 0 is nan.
+                log_ratio = (log_prob - batch.old_log_prob) * mask
+                ratio = torch.exp(log_ratio)
+                surrogate = torch.min(advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip))
+                pg_loss = -(surrogate * mask).sum() / count
+                if cfg.clip_range_vf is not None:
+                    values = batch.old_values + (values - batch.old_values).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
+                value_loss = ((batch.returns - values) ** 2 * mask).sum() / count
+                entropy_loss = -entropy
+                if critic_only:
+                    loss = self.vf_coef * value_loss
+                else:
+                    loss = pg_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                with torch.no_grad():
+                    approx_kl = float((((ratio - 1) - log_ratio) * mask).sum() / count)
+                    logs["clip"].append(float((((ratio - 1).abs() > clip).float() * mask).sum() / count))
+                logs["pg"].append(pg_loss.item())
+                logs["value"].append(value_loss.item())
+                logs["entropy"].append(entropy_loss.item())
+                logs["kl"].append(approx_kl)
+                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl and not critic_only:
+                    continue_training = False
+                    break
+                policy.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                policy.optimizer.step()
+            self._n_updates += 1
+            if not continue_training:
+                break
+        buffer = self.rollout_buffer
+        record = self.logger.record
+        record("train/policy_gradient_loss", float(np.mean(logs["pg"])))
+        record("train/value_loss", float(np.mean(logs["value"])))
+        record("train/entropy_loss", float(np.mean(logs["entropy"])))
+        record("train/approx_kl", float(np.mean(logs["kl"])))
+        record("train/clip_fraction", float(np.mean(logs["clip"])))
+        record("train/loss", loss.item())
+        record("train/explained_variance", float(explained_variance(buffer.values.flatten(), buffer.returns.flatten())))
+        record("train/std", torch.exp(policy.log_std.detach()).mean().item())
+        record("train/n_updates", self._n_updates, exclude="tensorboard")
+        record("train/clip_range", clip)
+        record("train/critic_only", int(critic_only))
+        record("train/sequences", int(len(buffer.layout.lengths)) if buffer.layout is not None else 0)
+        self.update_time_s += time.perf_counter() - start
+
+    def _update_obs_normalizer(self) -> None:
+        """Merge this rollout's observations (Δt channel excluded) into the actor's normaliser."""
+        if not self.config.normalize_obs:
+            return
+        obs = self.rollout_buffer.observations.reshape(-1, self.policy.obs_width)
+        normalizer = self.policy.actor.obs_normalizer
+        normalizer.update(self.policy.split_observations(obs))
+        self.policy.actor.set_normalizer(normalizer)
+
+    def learn(self, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 1,
+              tb_log_name: str = "SequencePPO", reset_num_timesteps: bool = True, progress_bar: bool = False,
+              on_iteration: Optional[Callable[["SequencePPO"], None]] = None) -> "SequencePPO":
+        """SB3's ``learn`` (see the module docstring for the differences); ``on_iteration(self)`` is
+        called after each rollout + update + log."""
+        total_timesteps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name,
+                                                      progress_bar)
+        if reset_num_timesteps:
+            self.iteration = 0
+        callback.on_training_start(locals(), globals())
+        assert self.env is not None
+        while self.num_timesteps < total_timesteps:
+            if not self.collect_rollouts(self.env, callback, self.rollout_buffer, n_rollout_steps=self.n_steps):
+                break
+            self.iteration += 1
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            self.train()
+            self._update_obs_normalizer()
+            self.logger.record("time/rollout_s", round(self.rollout_time_s, 3))
+            self.logger.record("time/update_s", round(self.update_time_s, 3))
+            if log_interval is not None and self.iteration % log_interval == 0:
+                self.dump_logs(self.iteration)
+            if on_iteration is not None:
+                on_iteration(self)
+        callback.on_training_end()
+        return self
+
+    # -- files ----------------------------------------------------------------------------------
+    def save_policy(self, directory: Union[str, "os.PathLike[str]"], card: Optional[Dict[str, Any]] = None) -> Path:
+        """Write the actor as a policy directory (what ``load_policy``, the runner and exports read)."""
+        return save_policy(self.policy.actor, directory, card)
+
+    def save_state(self, directory: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> Path:
+        """Write everything else training needs to continue (critic, log-std, optimiser, counters,
+        return statistics); see :mod:`.persistence`."""
+        from cfc_control.training.ppo.persistence import save_state
+
+        return save_state(self, directory, optimizer=optimizer)
+
+    def load_state(self, directory: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> None:
+        """Restore what :meth:`save_state` wrote into this (identically configured) algorithm."""
+        from cfc_control.training.ppo.persistence import load_state
+
+        load_state(self, directory, optimizer=optimizer)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError("SequencePPO does not pickle itself: use save_policy(dir) for the policy "
+                                  "directory and save_state(dir) for the rest of the training state")
+
+    @classmethod
+    def load(cls, *args: Any, **kwargs: Any) -> "SequencePPO":  # type: ignore[override]
+        raise NotImplementedError("SequencePPO does not unpickle: build it with load_policy(dir) as the policy, "
+                                  "then call load_state(dir)")
+
+
+class _LinearSchedule:
+    """Learning rate decaying linearly to 0 over training (SB3's progress_remaining: 1 -> 0)."""
+
+    def __init__(self, initial: float) -> None:
+        self.initial = float(initial)
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.initial * float(progress_remaining)

@@ -1,0 +1,95 @@
+"""The PPO training state beside the policy directory, as safetensors and JSON only.
+
+    <dir>/critic/            the critic, a model directory (cfc_control.models.io)
+    <dir>/ppo.safetensors    log_std, and the optimiser's tensors ("optimizer.state.<param>.<name>")
+    <dir>/ppo.json           format version, hyperparameters, counters (env steps, iterations,
+                             gradient passes), the reward normaliser's return statistics, and the
+                             optimiser's scalars and param groups
+
+The actor is not here: it is the policy directory (``SequencePPO.save_policy``). The directory is
+written under a temporary name and renamed, so a crash leaves either the old one or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Union
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from cfc_control.files import atomic_directory
+from cfc_control.models.io import load_model, save_model
+from cfc_control.training.checkpoint import optimizer_from_files, optimizer_to_files
+from cfc_control.training.ppo.vec_env import reward_normalizer_state, restore_reward_normalizer
+
+if TYPE_CHECKING:
+    from cfc_control.training.ppo.algorithm import SequencePPO
+
+FORMAT_VERSION = 1
+TENSORS = "ppo.safetensors"
+META = "ppo.json"
+CRITIC = "critic"
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def save_state(algo: "SequencePPO", directory: PathLike, optimizer: bool = True) -> Path:
+    """Write ``algo``'s training state (all but the actor) to ``directory``, atomically."""
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(final) as tmp:
+        save_model(algo.policy.critic, tmp / CRITIC)
+        tensors: Dict[str, torch.Tensor] = {"log_std": algo.policy.log_std.detach().cpu().clone()}
+        meta: Dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "num_timesteps": int(algo.num_timesteps),
+            "iteration": int(algo.iteration),
+            "n_updates": int(algo._n_updates),
+            "config": algo.config.to_dict(),
+            "reward_normalizer": reward_normalizer_state(algo.env),
+            "optimizer": None,
+        }
+        if optimizer and algo.policy.optimizer is not None:
+            opt_tensors, opt_meta = optimizer_to_files(algo.policy.optimizer.state_dict())
+            tensors.update({f"optimizer.{k}": v for k, v in opt_tensors.items()})
+            meta["optimizer"] = opt_meta
+        save_file(tensors, str(tmp / TENSORS))
+        (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
+    return final
+
+
+def load_state(algo: "SequencePPO", directory: PathLike, optimizer: bool = True) -> Dict[str, Any]:
+    """Restore what :func:`save_state` wrote into ``algo`` (built with the same policy kind and
+    sizes). Returns the metadata. Raises ValueError naming the file when something does not fit."""
+    path = Path(directory)
+    meta_file = path / META
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{meta_file}: no PPO training state here")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{meta_file}: not valid JSON ({err})") from err
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+    critic = load_model(path / CRITIC)
+    try:
+        algo.policy.critic.load_state_dict(critic.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"{path / CRITIC}: the saved critic does not fit this algorithm's critic: {err}") from err
+    tensors = load_file(str(path / TENSORS))
+    log_std = tensors["log_std"]
+    if log_std.shape != algo.policy.log_std.shape:
+        raise ValueError(f"{path / TENSORS}: log_std has shape {tuple(log_std.shape)}, "
+                         f"the policy's is {tuple(algo.policy.log_std.shape)}")
+    with torch.no_grad():
+        algo.policy.log_std.copy_(log_std)
+    if optimizer and meta.get("optimizer") is not None:
+        opt_tensors = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        algo.policy.optimizer.load_state_dict(optimizer_from_files(opt_tensors, meta["optimizer"]))
+    algo.num_timesteps = int(meta["num_timesteps"])
+    algo.iteration = int(meta["iteration"])
+    algo._n_updates = int(meta["n_updates"])
+    restore_reward_normalizer(algo.env, meta.get("reward_normalizer"))
+    return meta

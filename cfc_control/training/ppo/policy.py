@@ -1,0 +1,248 @@
+"""The actor-critic PPO trains: a :class:`RecurrentPolicy` actor, a recurrent critic, a learned
+log-std.
+
+* The **actor** is exactly the object the policy directory stores and every runtime loads
+  (observation normaliser, recurrent model, action mapping, time input); its model outputs the
+  mean of the action in normalised units ([-1, 1] spans the action space).
+* The action distribution is a diagonal Gaussian around that mean with a learned,
+  state-independent ``log_std`` (n_act,) in the same normalised units. The env gets
+  ``actor.to_action(sample)`` (clipped into the bounds); the buffer keeps the unclipped sample,
+  whose log-probability is what the ratio needs (as SB3's PPO does).
+* The **critic** is a separate recurrent model of the same kind (n_obs -> 1), on the same
+  normalised observations and model time. Why separate rather than a value head on the actor's
+  core: (1) the actor must stay a self-contained RecurrentPolicy that exports and runs without
+  the critic, and an NCP actor has no "core features" to hang a head on (its outputs *are* its
+  motor neurons); (2) value-loss gradients then never disturb the actor, which matters most when
+  the actor starts from a behaviour-cloned policy (``--init-from``); (3) it is sb3-contrib's
+  default (separate actor and critic LSTMs). It doubles the recurrent compute of a step, which
+  the batched rollout and the sequence update keep cheap.
+
+Observations arrive as SB3's VecEnv delivers them: (..., n_obs + 1) with Δt / nominal_dt as the
+last channel (``dt_in_obs=True`` tasks), or (..., n_obs) with ``dt_channel=False`` (the nominal
+period every step). The Δt channel never enters the observation normaliser.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cfc_control.models.base import RecurrentModel, State
+from cfc_control.models.registry import make
+from cfc_control.policies import RecurrentPolicy
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _as_tuple(state: State) -> Tuple[Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _from_tuple(tensors: Sequence[Tensor], like: State) -> State:
+    return tuple(tensors) if isinstance(like, tuple) else tensors[0]
+
+
+def critic_kwargs(actor: RecurrentPolicy) -> Dict[str, Any]:
+    """Keyword arguments (for :func:`cfc_control.models.make` with the actor's model name) that
+    give a critic the actor's kind, size and, for an unwired CfC, its cell settings (mode,
+    backbone, activation, mixed memory)."""
+    model = actor.model
+    if actor.model_name == "mlp":
+        return {"hidden": list(getattr(model, "hidden", [64, 64])), "activation": getattr(model, "activation", "tanh")}
+    kw: Dict[str, Any] = {"units": int(model.state_size)} if model.state_size > 0 else {}
+    config = getattr(model, "config", None)
+    if isinstance(config, dict) and getattr(model, "wiring", "none") is None:  # an unwired CfC
+        kw.update({k: config[k] for k in _CFC_CELL_SETTINGS if k in config})
+    return kw
+
+
+_CFC_CELL_SETTINGS = ("mode", "mixed_memory", "activation", "backbone_units", "backbone_layers", "backbone_dropout")
+
+
+def shrink_output_layer(model: RecurrentModel, scale: float) -> bool:
+    """Multiply the weights of ``model``'s output projection (its last ``nn.Linear`` giving
+    ``output_size`` features) by ``scale`` and zero its bias, so that a fresh actor's mean action
+    starts near 0 for every input and exploration is set by ``log_std`` alone (Andrychowicz et al.
+    2021, "What matters in on-policy RL", found this among the choices that matter most).
+    Returns False when the model has no such layer (a wired NCP outputs its motor neurons)."""
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and module.out_features == model.output_size:
+            last = module
+    if last is None:
+        return False
+    with torch.no_grad():
+        last.weight.mul_(float(scale))
+        if last.bias is not None:
+            last.bias.zero_()
+    return True
+
+
+class ActorCritic(nn.Module):
+    """Recurrent actor (a :class:`RecurrentPolicy`), recurrent critic, state-independent log-std.
+
+    Args:
+        actor: the policy being trained (saved as the policy directory).
+        critic: a :class:`RecurrentModel` from ``actor.n_obs`` inputs to 1 output.
+        log_std_init: initial log standard deviation, normalised action units.
+        dt_channel: observations carry Δt / nominal_dt as their last channel.
+    """
+
+    def __init__(self, actor: RecurrentPolicy, critic: RecurrentModel, log_std_init: float = -0.5,
+                 dt_channel: bool = True) -> None:
+        super().__init__()
+        if not isinstance(actor, RecurrentPolicy):
+            raise TypeError(f"actor must be a RecurrentPolicy, got {type(actor).__name__}")
+        if not isinstance(critic, RecurrentModel):
+            raise TypeError(f"critic must be a RecurrentModel, got {type(critic).__name__}")
+        if critic.input_size != actor.n_obs or critic.output_size != 1:
+            raise ValueError(f"the critic must map {actor.n_obs} inputs to 1 value, it maps "
+                             f"{critic.input_size} to {critic.output_size}")
+        for name, model in (("actor", actor.model), ("critic", critic)):
+            if not (model.batch_first and model.return_sequences):
+                raise ValueError(f"the {name} model must be batch_first with return_sequences=True")
+        self.actor = actor
+        self.critic = critic
+        self.log_std = nn.Parameter(torch.full((actor.n_act,), float(log_std_init)))
+        self.dt_channel = bool(dt_channel)
+        self.optimizer: Optional[torch.optim.Optimizer] = None  # set by the algorithm
+
+    @classmethod
+    def build(cls, actor: RecurrentPolicy, critic: str = "same", log_std_init: float = -0.5,
+              dt_channel: bool = True, critic_kw: Optional[Dict[str, Any]] = None) -> "ActorCritic":
+        """A fresh critic of kind ``critic`` (a :func:`cfc_control.models.make` name; "same":
+        the actor's kind and size) around ``actor``."""
+        name = actor.model_name if critic == "same" else critic
+        if name is None:
+            raise ValueError("the actor records no model name; pass the critic's model name explicitly")
+        kw = dict(critic_kw) if critic_kw is not None else (critic_kwargs(actor) if name == actor.model_name else {})
+        return cls(actor, make(name, actor.n_obs, 1, **kw), log_std_init, dt_channel)
+
+    # -- sizes, states, modes -----------------------------------------------------------------
+    @property
+    def n_obs(self) -> int:
+        return self.actor.n_obs
+
+    @property
+    def n_act(self) -> int:
+        return self.actor.n_act
+
+    @property
+    def obs_width(self) -> int:
+        """Width of the observations this takes (n_obs, + 1 with the Δt channel)."""
+        return self.n_obs + int(self.dt_channel)
+
+    def initial_states(self, batch_size: int) -> Tuple[State, State]:
+        """Zero (actor, critic) states for ``batch_size`` envs."""
+        p = self.log_std
+        return (self.actor.model.initial_state(batch_size, p.device, p.dtype),
+                self.critic.initial_state(batch_size, p.device, p.dtype))
+
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's name for ``train(mode)``."""
+        self.train(mode)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def features(self, obs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Raw observations (..., obs_width) -> normalised observations (..., n_obs) and the model
+        time (...,) (Δt / nominal after clamping Δt to the actor's accepted range)."""
+        if obs.shape[-1] != self.obs_width:
+            extra = " + the Δt channel" if self.dt_channel else ""
+            raise ValueError(f"observations must have {self.n_obs}{extra} = {self.obs_width} features, "
+                             f"got shape {tuple(obs.shape)}")
+        nominal = self.actor.time_input.nominal_dt
+        if self.dt_channel:
+            dt = obs[..., -1] * nominal
+            obs = obs[..., :-1]
+        else:
+            dt = torch.full(obs.shape[:-1], nominal, dtype=obs.dtype, device=obs.device)
+        return self.actor.normalize_obs(obs), self.actor.model_time(dt)
+
+    def split_observations(self, obs: np.ndarray) -> np.ndarray:
+        """The part of raw observations (..., obs_width) the normaliser sees (the Δt channel removed)."""
+        return obs[..., :-1] if self.dt_channel else obs
+
+    # -- the Gaussian ------------------------------------------------------------------------
+    def log_prob(self, actions: Tensor, mean: Tensor) -> Tensor:
+        """log N(actions; mean, exp(log_std)) summed over the action channels: (..., A) -> (...)."""
+        z = (actions - mean) * torch.exp(-self.log_std)
+        return (-0.5 * z.pow(2) - self.log_std - _HALF_LOG_2PI).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """The (state-independent) entropy of the action distribution, a scalar."""
+        return (0.5 + _HALF_LOG_2PI + self.log_std).sum()
+
+    # -- rollout: one step of every env ------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: Tensor, actor_state: State, critic_state: State, episode_starts: Tensor,
+            deterministic: bool = False) -> Tuple[Tensor, Tensor, Tensor, State, State]:
+        """One step: ``obs`` (n, obs_width) raw, ``episode_starts`` (n,) bool (those rows' states
+        reset first). Returns the normalised action (n, A) (a sample unless ``deterministic``),
+        the value (n,), the action's log-probability (n,) and the new actor and critic states."""
+        x, t = self.features(obs)
+        mean, actor_state = self.actor.model.step(x, actor_state, t, episode_starts)
+        value, critic_state = self.critic.step(x, critic_state, t, episode_starts)
+        if deterministic:
+            action = mean
+        else:
+            action = mean + torch.randn_like(mean) * torch.exp(self.log_std)
+        return action, value.squeeze(-1), self.log_prob(action, mean), actor_state, critic_state
+
+    @torch.no_grad()
+    def value_step(self, obs: Tensor, critic_state: State) -> Tensor:
+        """The critic's value (n,) of ``obs`` (n, obs_width) continuing from ``critic_state``
+        (bootstrapping a truncated episode from its final observation)."""
+        x, t = self.features(obs)
+        value, _ = self.critic.step(x, critic_state, t)
+        return value.squeeze(-1)
+
+    # -- update: whole padded sequences ------------------------------------------------------
+    def evaluate(self, obs: Tensor, actions: Tensor, episode_starts: Tensor, actor_state: State,
+                 critic_state: State) -> Tuple[Tensor, Tensor, Tensor]:
+        """Sequences: ``obs`` (B, L, obs_width), ``actions`` (B, L, A) normalised, ``episode_starts``
+        (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time.
+        Returns values (B, L), log-probabilities (B, L) and the entropy (scalar)."""
+        x, t = self.features(obs)
+        mean, _ = self.actor.model(x, actor_state, t, episode_starts)
+        values, _ = self.critic(x, critic_state, t, episode_starts)
+        return values.squeeze(-1), self.log_prob(actions, mean), self.entropy()
+
+    # -- stable-baselines3's recurrent contract ------------------------------------------------
+    def predict(self, observation: np.ndarray, state: Optional[Tuple[np.ndarray, ...]] = None,
+                episode_start: Optional[np.ndarray] = None,
+                deterministic: bool = False) -> Tuple[np.ndarray, Tuple[np.ndarray, ...]]:
+        """``predict(observation, state, episode_start, deterministic) -> (action, state)``.
+
+        ``observation`` (n_envs, obs_width) or one (obs_width,); ``state`` the actor's state as a
+        tuple of (n_envs, H) arrays, None at the start; rows where ``episode_start`` is true are
+        reset. The action is in the env's units, inside its bounds; sampled from the Gaussian
+        unless ``deterministic``."""
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        if single:
+            obs = obs[None]
+        if obs.ndim != 2:
+            raise ValueError(f"observation must be (n_envs, {self.obs_width}) or ({self.obs_width},), "
+                             f"got shape {np.shape(observation)}")
+        n = obs.shape[0]
+        device = self.log_std.device
+        hx: Optional[State] = None
+        if state is not None:
+            like = self.actor.model.initial_state(1)
+            tensors = [torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device)
+                       for s in (state if isinstance(state, (tuple, list)) else (state,))]
+            hx = _from_tuple(tensors, like)
+        starts = None
+        if episode_start is not None:
+            starts = torch.as_tensor(np.asarray(episode_start).reshape(n), device=device).bool()
+        with torch.no_grad():
+            x, t = self.features(torch.as_tensor(obs, device=device))
+            mean, hx = self.actor.model.step(x, hx, t, starts)
+            y = mean if deterministic else mean + torch.randn_like(mean) * torch.exp(self.log_std)
+            action = self.actor.to_action(y).cpu().numpy()
+        new_state = tuple(s.cpu().numpy() for s in _as_tuple(hx))
+        return (action[0] if single else action), new_state

@@ -1,0 +1,94 @@
+"""The VecEnv a task trains on, and a progress bar that needs only tqdm.
+
+``make_task_vec_env(task, n_envs)``: ``n_envs`` copies of the task (``dt_in_obs=True``: Δt /
+nominal_dt is the last observation channel, the only way a per-step period reaches a policy
+through SB3's VecEnv), each in SB3's ``Monitor`` (episode returns for the logs and for
+``evaluate_policy``), stepped in lockstep in one process (``DummyVecEnv``: the policy runs once per
+tick for all envs, and there is no process to feed), and with ``normalize_reward`` a
+``VecNormalize`` on the *reward only*: observation normalisation lives in the policy (so that it is
+saved with it and the Δt channel stays out of it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from tqdm import tqdm
+
+from cfc_control.tasks import make_env
+
+
+def make_task_vec_env(task: str, n_envs: int, *, normalize_reward: bool = False, gamma: float = 0.99,
+                      timing: Optional[str] = None, obs: Optional[str] = None) -> VecEnv:
+    """``n_envs`` Monitor-wrapped copies of ``task`` with the Δt channel, in a DummyVecEnv, under a
+    reward-only VecNormalize when ``normalize_reward`` (``gamma`` its discount)."""
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs <= 0:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+
+    def factory() -> Monitor:
+        return Monitor(make_env(task, timing=timing, obs=obs, dt_in_obs=True))
+
+    vec: VecEnv = DummyVecEnv([factory for _ in range(n_envs)])
+    if normalize_reward:
+        vec = VecNormalize(vec, norm_obs=False, norm_reward=True, gamma=gamma)
+    return vec
+
+
+def env_nominal_dt(env: VecEnv) -> float:
+    """The nominal control period (s) of a VecEnv's envs: the task's, else the stock env's ``dt``."""
+    for name in ("nominal_dt", "dt"):
+        try:
+            return float(env.get_attr(name, indices=[0])[0])
+        except AttributeError:
+            continue
+    raise ValueError("the env has neither a nominal_dt (a cfc_control task) nor a dt attribute; "
+                     "pass nominal_dt explicitly")
+
+
+def reward_normalizer_state(env: Optional[VecEnv]) -> Optional[Dict[str, Any]]:
+    """The running return statistics of a VecNormalize in ``env`` (JSON-serialisable), or None."""
+    from stable_baselines3.common.vec_env import unwrap_vec_normalize
+
+    norm = unwrap_vec_normalize(env) if env is not None else None
+    if norm is None:
+        return None
+    rms = norm.ret_rms
+    return {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)}
+
+
+def restore_reward_normalizer(env: Optional[VecEnv], state: Optional[Dict[str, Any]]) -> None:
+    """Put saved return statistics back into the VecNormalize in ``env`` (if both exist)."""
+    from stable_baselines3.common.vec_env import unwrap_vec_normalize
+
+    norm = unwrap_vec_normalize(env) if env is not None else None
+    if norm is None or state is None:
+        return
+    norm.ret_rms.mean = float(state["mean"])
+    norm.ret_rms.var = float(state["var"])
+    norm.ret_rms.count = float(state["count"])
+
+
+class StepProgressBar(BaseCallback):
+    """A tqdm progress bar over env steps. SB3's own ProgressBarCallback needs the ``rich``
+    package, which is not a dependency here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bar: Optional[tqdm] = None
+
+    def _on_training_start(self) -> None:
+        total = self.locals["total_timesteps"] - self.model.num_timesteps
+        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, desc=type(self.model).__name__)
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

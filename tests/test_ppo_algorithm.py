@@ -1,0 +1,186 @@
+"""SequencePPO: rollout states feed the update, the update learns, evaluate_policy, files."""
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from cfc_control.policies import load_policy
+from cfc_control.training.ppo import PPOConfig, SequencePPO, config_for, make_task_vec_env
+from ppo_toy_env import CueEnv
+
+TASK = "InvertedPendulum-Pos-Irregular"
+
+
+def _cue_vec(n=3):
+    return DummyVecEnv([lambda: Monitor(CueEnv()) for _ in range(n)])
+
+
+def _tiny(**kw):
+    base = dict(total_steps=600, n_envs=3, n_steps=20, seq_len=4, batch_size=24, n_epochs=2,
+                learning_rate=3e-3, normalize_reward=False)
+    return PPOConfig(**{**base, **kw})
+
+
+def _rollout(algo):
+    algo._setup_learn(10_000, None, True, "test", False)
+    callback = CallbackList([])
+    callback.init_callback(algo)
+    assert algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
+    return algo.rollout_buffer
+
+
+@pytest.mark.parametrize("name", ["cfc", "cfc-mm", "lstm", "mlp"])
+def test_the_update_starts_from_the_states_stored_at_rollout_time(name):
+    algo = SequencePPO(_cue_vec(), name, _tiny(), model_kw={"units": 8}, seed=0)
+    buf = _rollout(algo)
+    # a second rollout continues the first: its sequences start from non-zero carried states
+    callback = CallbackList([])
+    callback.init_callback(algo)
+    algo.collect_rollouts(algo.env, callback, buf, algo.n_steps)
+    torch.manual_seed(0)
+    mid_episode = 0
+    with torch.no_grad():
+        for batch in buf.minibatches(batch_size=24):
+            values, log_prob, _ = algo.policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
+                                                       batch.states["actor"], batch.states["critic"])
+            real = batch.mask.bool()
+            torch.testing.assert_close(values[real], batch.old_values[real], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(log_prob[real], batch.old_log_prob[real], atol=1e-4, rtol=1e-5)
+            mid_episode += int((~batch.episode_starts[:, 0]).sum())
+            if name != "mlp" and bool((~batch.episode_starts[:, 0]).any()):
+                # the stored state matters: starting those sequences from zeros changes the values
+                zeros = algo.policy.initial_states(batch.observations.shape[0])
+                v0, _, _ = algo.policy.evaluate(batch.observations, batch.actions, batch.episode_starts, *zeros)
+                assert not torch.allclose(v0[real], values[real], atol=1e-4)
+    assert mid_episode > 0
+
+
+def test_ppo_learns_the_cue_task():
+    torch.manual_seed(0)
+    env = _cue_vec(4)
+    cfg = _tiny(n_envs=4, n_steps=32, seq_len=8, batch_size=64, n_epochs=4, log_std_init=-1.0)
+    algo = SequencePPO(env, "cfc", cfg, model_kw={"units": 16}, seed=0)
+    eval_env = _cue_vec(2)
+    before, _ = evaluate_policy(algo, eval_env, n_eval_episodes=20, deterministic=True)
+    algo.learn(4096)
+    after, _ = evaluate_policy(algo, eval_env, n_eval_episodes=20, deterministic=True)
+    # acting 0 scores about -0.21 a step, -1.5 an episode; repeating the cue scores 0
+    assert after > before + 0.4 and after > -0.6, (before, after)
+
+
+def test_the_first_minibatch_of_an_update_has_ratio_one_and_training_lowers_the_value_loss():
+    algo = SequencePPO(_cue_vec(), "cfc", _tiny(n_epochs=1), model_kw={"units": 8}, seed=0)
+    from stable_baselines3.common.logger import configure
+
+    algo.set_logger(configure(None, []))
+    buf = _rollout(algo)
+    recorded = {}
+    algo.logger.record = lambda key, value, exclude=None: recorded.__setitem__(key, value)
+    losses = []
+    for epoch in range(6):
+        algo.train()
+        losses.append(recorded["train/value_loss"])
+        if epoch == 0:
+            assert recorded["train/approx_kl"] < 0.05
+    assert losses[-1] < losses[0]
+
+
+def test_evaluate_policy_runs_on_the_algorithm_and_on_its_policy():
+    cfg = config_for(TASK, {"n_envs": 2, "n_steps": 16, "total_steps": 32})
+    algo = SequencePPO(TASK, "cfc", cfg, model_kw={"units": 8}, seed=0)
+    algo.learn(32)
+    env = make_task_vec_env(TASK, 2)
+    mean, std = evaluate_policy(algo, env, n_eval_episodes=2, deterministic=True)
+    assert np.isfinite(mean) and mean > 0
+    mean2, _ = evaluate_policy(algo.policy, env, n_eval_episodes=2, deterministic=False)
+    assert np.isfinite(mean2)
+
+
+def test_save_state_and_policy_round_trip(tmp_path):
+    cfg = _tiny(lr_schedule="linear")
+    algo = SequencePPO(_cue_vec(), "cfc-mm", cfg, model_kw={"units": 8}, seed=0)
+    algo.learn(120)
+    algo.save_policy(tmp_path / "policy")
+    algo.save_state(tmp_path / "state")
+    restored = SequencePPO(_cue_vec(), load_policy(tmp_path / "policy"), cfg, seed=5)
+    restored.load_state(tmp_path / "state")
+    assert restored.num_timesteps == algo.num_timesteps and restored.iteration == algo.iteration
+    for a, b in zip(algo.policy.state_dict().values(), restored.policy.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    np.testing.assert_allclose(restored.policy.actor.obs_normalizer.mean, algo.policy.actor.obs_normalizer.mean)
+    opt_a, opt_b = algo.policy.optimizer.state_dict(), restored.policy.optimizer.state_dict()
+    assert opt_a["state"].keys() == opt_b["state"].keys()
+    for key in opt_a["state"]:
+        torch.testing.assert_close(opt_a["state"][key]["exp_avg"], opt_b["state"][key]["exp_avg"])
+    obs = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
+    a1, s1 = algo.predict(obs, None, np.ones(3), deterministic=True)
+    a2, s2 = restored.predict(obs, None, np.ones(3), deterministic=True)
+    np.testing.assert_allclose(a1, a2, atol=1e-6)
+    x = torch.as_tensor(obs)
+    torch.testing.assert_close(algo.policy.value_step(x, algo.policy.initial_states(3)[1]),
+                               restored.policy.value_step(x, restored.policy.initial_states(3)[1]))
+
+
+def test_load_state_rejects_a_critic_of_another_kind(tmp_path):
+    algo = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0)
+    algo.save_state(tmp_path / "state")
+    other = SequencePPO(_cue_vec(), "gru", _tiny(), model_kw={"units": 8}, seed=0)
+    with pytest.raises(ValueError, match="critic"):
+        other.load_state(tmp_path / "state")
+
+
+def test_sb3_pickle_save_is_refused():
+    algo = SequencePPO(_cue_vec(), "mlp", _tiny(), seed=0)
+    with pytest.raises(NotImplementedError, match="save_policy"):
+        algo.save("x.zip")
+
+
+def test_starting_from_a_given_policy_keeps_it_and_critic_warmup_freezes_it():
+    first = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0)
+    actor = first.policy.actor
+    before = {k: v.clone() for k, v in actor.state_dict().items()}
+    cfg = _tiny(critic_warmup=2, normalize_obs=False)
+    algo = SequencePPO(_cue_vec(), actor, cfg, seed=1)
+    assert algo.policy.actor is actor
+    critic_before = {k: v.clone() for k, v in algo.policy.critic.state_dict().items()}
+    algo.learn(2 * cfg.rollout_steps)  # two iterations: both critic-only
+    for k, v in actor.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    assert any(not torch.equal(v, critic_before[k]) for k, v in algo.policy.critic.state_dict().items())
+    algo.learn(cfg.rollout_steps, reset_num_timesteps=False)  # the third trains the actor too
+    assert any(not torch.equal(v, before[k]) for k, v in actor.state_dict().items())
+
+
+def test_observation_statistics_exclude_the_dt_channel_and_follow_the_rollouts():
+    algo = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0)
+    algo.learn(algo.config.rollout_steps)
+    norm = algo.policy.actor.obs_normalizer
+    assert norm.size == 1 and norm.count == algo.config.rollout_steps
+    cues = algo.rollout_buffer.observations[..., 0].reshape(-1)
+    assert norm.mean[0] == pytest.approx(cues.mean(), abs=1e-6)
+
+
+def test_config_for_a_task_and_overrides():
+    cfg = config_for(TASK, {"n_epochs": "5", "target_kl": "0.02", "normalize_reward": "false"})
+    assert cfg.total_steps == 100_000 and cfg.n_epochs == 5 and cfg.target_kl == 0.02
+    assert cfg.normalize_reward is False
+    assert config_for(TASK, init_from=True).critic_warmup > 0
+    with pytest.raises(ValueError, match="unknown PPO hyperparameters"):
+        config_for(TASK, {"n_epoch": 3})
+    with pytest.raises(ValueError, match="n_steps must be a positive int"):
+        config_for(TASK, {"n_steps": 0})
+    with pytest.raises(ValueError, match="normalize_obs expects bool"):
+        config_for(None, {"normalize_obs": "maybe"})
+
+
+def test_ppo_model_defaults_apply_unless_overridden():
+    plain = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0)
+    assert plain.model_kw == {"backbone_layers": 0, "units": 8}
+    assert plain.policy.actor.model.config["backbone_layers"] == 0
+    assert plain.policy.critic.config["backbone_layers"] == 0
+    given = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8, "backbone_layers": 1}, seed=0)
+    assert given.policy.actor.model.config["backbone_layers"] == 1

@@ -1,0 +1,20 @@
+"""python -m cfc_control.bench rl on a tiny budget: every row runs and the ratios are printed."""
+
+from cfc_control.bench import rl
+
+
+def test_rl_benchmark_rows_and_ratios(capsys):
+    rc = rl.main(["--env", "InvertedPendulum-Pos-Irregular", "--steps", "64", "--n-envs", "2", "--same-recipe",
+                  "--eval-episodes", "1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "return Fixed / Jitter / Irregular" in out
+    for row in ("| cfc |", "| lstm |", "| rppo |", "| mlp |"):
+        assert row in out
+    assert "cfc / rppo:" in out and "cfc / mlp:" in out
+
+
+def test_ratios_are_throughput_quotients():
+    results = [rl.Result("cfc", "", 1000, 1.0, 0, ""), rl.Result("rppo", "", 100, 1.0, 0, ""),
+               rl.Result("mlp", "", 4000, 2.0, 0, "")]
+    assert rl.ratios(results) == {"cfc / rppo": 10.0, "cfc / mlp": 0.5}
