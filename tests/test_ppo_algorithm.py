@@ -77,7 +77,7 @@ def test_the_first_minibatch_of_an_update_has_ratio_one_and_training_lowers_the_
     from stable_baselines3.common.logger import configure
 
     algo.set_logger(configure(None, []))
-    buf = _rollout(algo)
+    _rollout(algo)
     recorded = {}
     algo.logger.record = lambda key, value, exclude=None: recorded.__setitem__(key, value)
     losses = []

@@ -9,7 +9,7 @@ def test_rl_benchmark_rows_and_ratios(capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "return Fixed / Jitter / Irregular" in out
-    for row in ("| cfc |", "| lstm |", "| rppo |", "| mlp |"):
+    for row in ("| cfc |", "| lstm |", "| rppo |", "| rppo64 |", "| mlp |"):
         assert row in out
     assert "cfc / rppo:" in out and "cfc / mlp:" in out
 

@@ -5,15 +5,16 @@ same task, network sizes and machine, in one run:
 
 * ``cfc``   our SequencePPO with a CfC actor and critic (64 units),
 * ``lstm``  our SequencePPO with LSTM actor and critic (64 units, Δt as an input),
-* ``rppo``  sb3-contrib's RecurrentPPO, ``MlpLstmPolicy`` (LSTM of ``--rppo-units``, default 64
-            like ours; its library default is 256) with its default recipe,
+* ``rppo``  sb3-contrib's RecurrentPPO, ``MlpLstmPolicy`` as users run it (its default LSTM of
+            256 units, its default recipe),
+* ``rppo64`` the same with the LSTM shrunk to our size (64 units),
 * ``mlp``   SB3's PPO, ``MlpPolicy`` (64x64) with its default recipe.
 
 With ``--eval-episodes N`` each trained row is also scored (deterministic return under Fixed,
 Jitter and Irregular timing, N episodes each, the same reset seeds for every row), which makes
 this the same-steps comparison of the issue's targets, e.g. for the HalfCheetah target::
 
-    python -m cfc_control.bench rl --rows rppo --steps 1000000 --n-envs 8 --eval-episodes 20
+    python -m cfc_control.bench rl --rows rppo,rppo64 --steps 1000000 --n-envs 8 --eval-episodes 20
 
 Every row trains for ``--steps`` env steps (rounded up to whole rollouts) on ``--n-envs``
 copies of the task with the Δt channel (the SB3 baselines see it as one more observation), and
@@ -33,7 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-ROWS = ("cfc", "lstm", "rppo", "mlp")
+ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp")
 DEFAULT_ENV = "HalfCheetah-Pos-Jitter"
 
 
@@ -76,7 +77,7 @@ def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[fl
     return out
 
 
-def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Result:
+def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Tuple[Result, Any]:
     from cfc_control.training.ppo import SequencePPO, config_for
 
     cfg = config_for(task, {"n_envs": n_envs})
@@ -90,15 +91,16 @@ def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Result:
                   round(algo.rollout_time_s, 2), round(algo.update_time_s, 2)), algo
 
 
-def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int, rppo_units: int,
-         recipe: Optional[Dict[str, int]]) -> Result:
+def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int,
+         recipe: Optional[Dict[str, int]]) -> Tuple[Result, Any]:
     from cfc_control.training.ppo import make_task_vec_env
 
     env = make_task_vec_env(task, n_envs)
     kw: Dict[str, Any] = dict(recipe or {})
-    if which == "rppo":
+    if which.startswith("rppo"):
         from sb3_contrib import RecurrentPPO
 
+        rppo_units = 64 if which == "rppo64" else 256
         model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu",
                              policy_kwargs={"lstm_hidden_size": rppo_units}, **kw)
         what = f"sb3-contrib RecurrentPPO, LSTM {rppo_units} + MLP heads"
@@ -114,8 +116,8 @@ def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int, rppo_units: 
     return Result(which, what, model.num_timesteps, seconds, model.n_steps * n_envs, f"{model.batch_size} steps"), model
 
 
-def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, rppo_units: int,
-        same_recipe: bool, eval_episodes: int = 0) -> List[Result]:
+def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, same_recipe: bool,
+        eval_episodes: int = 0) -> List[Result]:
     from cfc_control.training.ppo import config_for
 
     recipe = None
@@ -127,7 +129,7 @@ def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, rppo_uni
         if row in ("cfc", "lstm"):
             result, model = _ours(task, row, steps, n_envs, seed)
         else:
-            result, model = _sb3(task, row, steps, n_envs, seed, rppo_units, recipe)
+            result, model = _sb3(task, row, steps, n_envs, seed, recipe)
         if eval_episodes > 0:
             result.returns = evaluate_returns(model, task, eval_episodes)
         results.append(result)
@@ -157,10 +159,12 @@ def ratios(results: List[Result]) -> Dict[str, float]:
     out = {}
     if "cfc" in by and "rppo" in by:
         out["cfc / rppo"] = by["cfc"] / by["rppo"]
+    if "cfc" in by and "rppo64" in by:
+        out["cfc / rppo64"] = by["cfc"] / by["rppo64"]
     if "cfc" in by and "mlp" in by:
         out["cfc / mlp"] = by["cfc"] / by["mlp"]
-    if "lstm" in by and "rppo" in by:
-        out["lstm / rppo"] = by["lstm"] / by["rppo"]
+    if "lstm" in by and "rppo64" in by:
+        out["lstm / rppo64"] = by["lstm"] / by["rppo64"]
     return out
 
 
@@ -173,7 +177,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=20_000, help="env steps of training per row")
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
-    parser.add_argument("--rppo-units", type=int, default=64, help="RecurrentPPO's LSTM size (its default: 256)")
     parser.add_argument("--same-recipe", action="store_true",
                         help="baselines use our rollout length and minibatch size instead of their defaults")
     parser.add_argument("--seed", type=int, default=0)
@@ -192,8 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     print(f"# RL training throughput: {args.env}, {args.steps} steps per row, {args.n_envs} envs, "
           f"{args.threads} thread(s), torch {torch.__version__}", flush=True)
-    results = run(rows, args.env, args.steps, args.n_envs, args.seed, args.rppo_units, args.same_recipe,
-                  args.eval_episodes)
+    results = run(rows, args.env, args.steps, args.n_envs, args.seed, args.same_recipe, args.eval_episodes)
     print()
     print(table(results))
     found = ratios(results)

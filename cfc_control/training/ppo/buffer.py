@@ -196,7 +196,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         if self._flat is None:
             self._prepare()
         assert self.layout is not None and self._flat is not None
-        layout, data = self.layout, self._flat
+        layout = self.layout
         order = torch.randperm(len(layout.lengths)).numpy()
         for ids in group_sequences(layout.lengths, batch_size, order):
             yield self.batch(ids)
