@@ -77,9 +77,13 @@ def test_torchscript_reset_batch_change_and_single_rows(make_policy, tmp_path):
         runner.reset()
         again = [module(torch.as_tensor(o), torch.tensor([0.03])).numpy() for o in obs]
         np.testing.assert_allclose(again, first, atol=1e-6)
-        # A new batch size starts from the initial state; 64 rows cross the models' size-dependent
-        # tanh branch.
+        # A new batch size mid-episode is refused (it would silently drop the state); after a
+        # reset it starts from the initial state. 64 rows cross the models' size-dependent tanh
+        # branch.
         big = np.repeat(obs[:1], 64, axis=0)
+        with pytest.raises(Exception, match="batch size changed"):
+            module(torch.as_tensor(big), torch.full((64,), 0.03))
+        module.reset()
         out = module(torch.as_tensor(big), torch.full((64,), 0.03)).numpy()
         np.testing.assert_allclose(out, np.repeat(first[:1], 64, axis=0), atol=1e-5)
         assert first[0].shape == (2,)
@@ -116,3 +120,23 @@ def test_command_line(make_policy, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert export_main([str(tmp_path / "missing"), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_torchscript_refuses_bad_input_and_keeps_its_state(make_policy, tmp_path):
+    policy = make_policy("cfc", n_obs=4, n_act=2, units=8)
+    module = torch.jit.load(str(export_torchscript(policy, tmp_path / "p.pt")))
+    runner = PolicyRunner(policy)
+    obs = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    with torch.no_grad():
+        for o in obs[:3]:
+            module(torch.as_tensor(o), torch.tensor(0.04))
+            runner.step(o, 0.04)
+        bad_obs = obs[3].copy()
+        bad_obs[1] = np.nan
+        for args, match in (((bad_obs, 0.04), "non-finite"), ((obs[3], 0.0), "dt must be"),
+                            ((obs[3], float("inf")), "dt must be")):
+            with pytest.raises(Exception, match=match):
+                module(torch.as_tensor(args[0]), torch.tensor(args[1]))
+        # The refused calls left the state alone: the next good step equals the runner's.
+        got = module(torch.as_tensor(obs[3]), torch.tensor(0.04)).numpy()
+    np.testing.assert_allclose(got, runner.step(obs[3], 0.04), atol=1e-5)

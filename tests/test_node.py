@@ -119,6 +119,14 @@ def test_robot_limit_and_eviction(policy_dir):
     assert set(node.robots) == {"c"} and node.stats.evicted == 2
 
 
+def test_a_bad_first_message_takes_no_robot_slot(policy_dir):
+    node = PolicyNode(PolicyRunner.load(policy_dir), max_robots=1, evict_after_s=600.0)
+    for i in range(3):
+        assert _reply(node.handle(_req(f"bad{i}", [0.1, float("nan"), 0.3]), 1.0))["kind"] == "bad_input"
+    assert node.robots == {}
+    assert _reply(node.handle(_req("good", [0, 0, 0]), 2.0))["ok"]
+
+
 @pytest.fixture
 def served(policy_dir):
     node = PolicyNode(PolicyRunner.load(policy_dir))

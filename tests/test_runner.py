@@ -126,6 +126,9 @@ def test_batch_per_row_dt_and_reset(policy_dir):
     for row in range(B):
         np.testing.assert_allclose(after[row], others[row].step(obs[0, row], dt[0, row]), atol=1e-6)
     runner.reset(np.array([True, False, False]))
+    state = runner.get_state()
+    runner.reset(rows=[])  # "reset the rows that just finished" when none did
+    np.testing.assert_array_equal(runner.get_state().model_state[0], state.model_state[0])
     with pytest.raises(ValueError, match="out of range"):
         runner.reset(rows=[3])
     with pytest.raises(ValueError, match="mask"):

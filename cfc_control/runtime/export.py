@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from cfc_control.files import atomic_path
 from cfc_control.policies.policy import RecurrentPolicy
 
 FORMATS = ("torchscript", "onnx")
@@ -117,10 +117,20 @@ class StatefulPolicy(nn.Module):
             d = d.expand(b, 1)
         if d.size(0) != b:
             raise ValueError("dt must have one entry per row of obs")
+        # Refuse what the runner refuses, before the state is touched: one NaN stored in h would
+        # make every later action NaN.
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("obs has non-finite entries")
+        if not bool(torch.isfinite(d).all()) or bool((d <= 0).any()):
+            raise ValueError("dt must be finite and > 0 seconds")
         if self.h.size(0) != b:
+            if bool((self.h != 0).any()) or bool((self.c != 0).any()):
+                raise ValueError("the batch size changed mid-episode; call reset() first")
             self.h = torch.zeros(b, self.h_size)
             self.c = torch.zeros(b, self.c_size)
         action, h, c = self.step(x, d, self.h, self.c)
+        if not (bool(torch.isfinite(action).all()) and bool(torch.isfinite(h).all()) and bool(torch.isfinite(c).all())):
+            raise ValueError("the policy produced a non-finite action or state; the state was kept")
         self.h = h
         self.c = c
         return action.squeeze(0) if single else action
@@ -230,18 +240,8 @@ def _quiet_tracing() -> Iterator[None]:
 def _atomic(out: PathLike, write) -> Path:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an export is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
     return path
 
 

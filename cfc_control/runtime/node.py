@@ -140,7 +140,8 @@ class PolicyNode:
             self._evict(now, force=len(self.robots) >= self.max_robots)
             if len(self.robots) >= self.max_robots:
                 return self._error("overloaded", f"serving {self.max_robots} robots already", req)
-            robot = self.robots[robot_id] = _Robot(self.template.spawn(batch_size=1, on_bad_input="raise"), now)
+            # Admitted only once its first step succeeds (below): a bad first request takes no slot.
+            robot = _Robot(self.template.spawn(batch_size=1, on_bad_input="raise"), now)
         obs, t, dt = req["obs"], req.get("t"), req.get("dt")
         reset = bool(req.get("reset", False))
         gap = None
@@ -167,8 +168,9 @@ class PolicyNode:
             if before is not None:  # a refused step leaves the robot as it was
                 runner.set_state(before)
             raise
+        self.robots[robot_id] = robot
         robot.last_seen = now
-        robot.last_t = t if t is not None else None
+        robot.last_t = t
         self.stats.actions += 1
         clamped = runner.stats.clamped_low + runner.stats.clamped_high > clamps
         reply = {"ok": True, "robot": robot_id, "action": action.tolist(), "reset": reset, "gap": gap,

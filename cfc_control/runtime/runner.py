@@ -328,8 +328,6 @@ class PolicyRunner:
             o = np.where(bad[:, None], 0.0, o)  # keep NaN out of the kernel; those rows are held
             d[bad] = self.nominal_dt
         low, high = d < self.dt_min, d > self.dt_max
-        low &= ~bad
-        high &= ~bad
         if low.any():
             self._clamped("low", float(d[low].min()), int(low.sum()))
         if high.any():
@@ -412,6 +410,8 @@ class PolicyRunner:
         if rows is None:
             return None
         a = np.asarray(rows)
+        if a.size == 0:  # "reset the rows that just finished" when none did
+            return np.empty(0, np.intp)
         if a.dtype == bool:
             if a.shape != (self.batch_size,):
                 raise ValueError(f"a row mask must have shape ({self.batch_size},), got {a.shape}")
