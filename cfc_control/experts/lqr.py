@@ -25,6 +25,8 @@ import mujoco
 import numpy as np
 import scipy.linalg
 
+from cfc_control.tasks import env_nominal_dt
+
 SUPPORTED = {"InvertedPendulumEnv": "InvertedPendulum", "InvertedDoublePendulumEnv": "InvertedDoublePendulum"}
 
 
@@ -120,11 +122,7 @@ class LQRExpert:
                 f"the LQR expert supports {sorted(SUPPORTED.values())}, not {type(base).__name__}; "
                 "use an SB3 expert directory (python -m cfc_control.experts.train)"
             )
-        try:
-            nominal = float(env.get_wrapper_attr("nominal_dt"))
-        except AttributeError:
-            nominal = float(base.dt)
-        return cls(base.model, nominal, **kw)
+        return cls(base.model, env_nominal_dt(env), **kw)
 
     def reset(self) -> None:
         """Stateless: nothing to reset."""

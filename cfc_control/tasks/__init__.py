@@ -5,6 +5,7 @@ cfc_control``; ``make_env(name, timing=..., obs=...)`` builds any of them, or wr
 Gymnasium MuJoCo id the same way. ``python -m cfc_control.tasks`` lists them.
 """
 
+from cfc_control.tasks.env import env_nominal_dt
 from cfc_control.tasks.registry import (
     list_tasks,
     make_env,
@@ -16,6 +17,7 @@ from cfc_control.tasks.timing import TimingModel, parse_timing
 
 __all__ = [
     "TimingModel",
+    "env_nominal_dt",
     "list_tasks",
     "make_env",
     "parse_timing",

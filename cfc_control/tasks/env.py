@@ -90,3 +90,12 @@ def make_task(
         velocity_indices=family.velocity_indices,
         horizon_s=family.horizon_s,
     )
+
+
+def env_nominal_dt(env: Any) -> float:
+    """An env's nominal control period in seconds: the task's ``nominal_dt`` through any
+    wrappers, else the stock MuJoCo env's ``dt``."""
+    try:
+        return float(env.get_wrapper_attr("nominal_dt"))
+    except AttributeError:
+        return float(env.unwrapped.dt)

@@ -9,7 +9,7 @@ import numpy as np
 from cfc_control.experts import make_expert
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training.demos import Demonstrations
-from cfc_control.training.policy_factory import env_nominal_dt
+from cfc_control.tasks import env_nominal_dt
 from cfc_control.training.rollout import run_episodes
 
 

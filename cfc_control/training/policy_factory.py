@@ -8,15 +8,8 @@ from typing import Any, Optional
 import numpy as np
 
 from cfc_control.models.registry import make
+from cfc_control.tasks import env_nominal_dt
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
-
-
-def env_nominal_dt(env: Any) -> float:
-    """The env's nominal control period in seconds (the task's, else the stock env's ``dt``)."""
-    try:
-        return float(env.get_wrapper_attr("nominal_dt"))
-    except AttributeError:
-        return float(env.unwrapped.dt)
 
 
 def make_policy(model_name: str, env: Any, *, task: Optional[str] = None,

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from cfc_control.tasks import env_nominal_dt
 from cfc_control.training.demos import Demonstrations
 
 
@@ -91,7 +92,7 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record):
     space = envs[0].action_space
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
     half = (high - low) / 2.0
-    nominal = float(envs[0].get_wrapper_attr("nominal_dt")) if _has_attr(envs[0], "nominal_dt") else float(envs[0].unwrapped.dt)
+    nominal = env_nominal_dt(envs[0])
     obs = np.stack([np.asarray(env.reset(seed=s)[0], dtype=np.float64) for env, s in zip(envs, seeds)])
     if expert is not None:
         expert.reset()
@@ -147,11 +148,3 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record):
             ep["final_observation"] = finals[i]
             episodes.append(ep)
     return totals.tolist(), steps.tolist(), episodes
-
-
-def _has_attr(env: Any, name: str) -> bool:
-    try:
-        env.get_wrapper_attr(name)
-        return True
-    except AttributeError:
-        return False

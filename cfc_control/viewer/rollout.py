@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from cfc_control.policies.policy import RecurrentPolicy
+from cfc_control.tasks import env_nominal_dt
 from cfc_control.runtime.runner import PolicyRunner
 from cfc_control.viewer.neurons import NeuronLayout, neuron_layout
 from cfc_control.viewer.scene import capture_state
@@ -103,7 +104,7 @@ def record_rollout(
         raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
     env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
     _check_spaces(policy, env, env_id)
-    nominal = float(_wrapper_attr(env, "nominal_dt", getattr(env.unwrapped, "dt", policy.time_input.nominal_dt)))
+    nominal = env_nominal_dt(env)
     timing = str(_wrapper_attr(env, "timing", f"fixed:{nominal:g}"))
     horizon = _wrapper_attr(env, "horizon_s", None)
     expected = max_steps

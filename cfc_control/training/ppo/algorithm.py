@@ -55,7 +55,7 @@ from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, 
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
 from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
-from cfc_control.training.ppo.vec_env import StepProgressBar, env_nominal_dt, make_task_vec_env
+from cfc_control.training.ppo.vec_env import StepProgressBar, vec_env_nominal_dt, make_task_vec_env
 
 PolicySpec = Union[str, RecurrentPolicy, ActorCritic]
 
@@ -154,7 +154,7 @@ class SequencePPO(OnPolicyAlgorithm):
         model = make(model_name, n_obs, n_act, **self.model_kw)
         shrink_output_layer(model, self.config.actor_output_scale)
         return RecurrentPolicy(model, normalizer, ActionMapping(self.action_space.low, self.action_space.high),
-                               TimeInput.around(env_nominal_dt(self.env)), task=self.task, model_name=model_name)
+                               TimeInput.around(vec_env_nominal_dt(self.env)), task=self.task, model_name=model_name)
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         if progress_bar:

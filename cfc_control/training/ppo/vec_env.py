@@ -37,7 +37,7 @@ def make_task_vec_env(task: str, n_envs: int, *, normalize_reward: bool = False,
     return vec
 
 
-def env_nominal_dt(env: VecEnv) -> float:
+def vec_env_nominal_dt(env: VecEnv) -> float:
     """The nominal control period (s) of a VecEnv's envs: the task's, else the stock env's ``dt``."""
     for name in ("nominal_dt", "dt"):
         try:
