@@ -3,6 +3,8 @@
     python -m cfc_control.eval policies/cfc-invertedpendulum-pos-irregular
     python -m cfc_control.eval DIR --env InvertedPendulum-Pos-Irregular --timing Jitter --timing fixed:0.05 \\
         --episodes 20 --json
+    python -m cfc_control.eval --expert policies/experts/halfcheetah-sac --env HalfCheetah-Pos-Jitter \\
+        --timing Fixed --timing Jitter --timing Irregular
 
 --env defaults to the task the policy was trained on; --timing (repeatable: a preset or a spec in
 seconds such as "uniform:0.03,0.06") defaults to the task's own; --obs overrides the observation
@@ -17,13 +19,15 @@ import json
 import sys
 from typing import List, Optional
 
-from cfc_control.evaluation import EVAL_SEED, evaluate, resolve_policy_dir
+from cfc_control.evaluation import EVAL_SEED, evaluate, evaluate_expert, resolve_policy_dir
 from cfc_control.policies import load_policy
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfc_control.eval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("policy", help="policy directory (or a training run directory)")
+    parser.add_argument("policy", nargs="?", help="policy directory (or a training run directory)")
+    parser.add_argument("--expert", default=None,
+                        help="evaluate an expert instead ('lqr' or an expert directory; needs --env)")
     parser.add_argument("--env", default=None, help="task (default: the policy's)")
     parser.add_argument("--timing", action="append", default=None,
                         help="timing preset or spec, repeatable (default: the task's)")
@@ -37,11 +41,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if (args.policy is None) == (args.expert is None):
+        parser.error("give a policy directory or --expert, not both")
+    if args.expert is not None and args.env is None:
+        parser.error("--expert needs --env")
     try:
-        directory = resolve_policy_dir(args.policy)
-        policy = load_policy(directory)
-        results = [evaluate(policy, args.env, timing=t, obs=args.obs, episodes=args.episodes, seed=args.seed)
-                   for t in (args.timing or [None])]
+        if args.expert is not None:
+            directory = args.expert
+            results = [evaluate_expert(args.expert, args.env, timing=t, obs=args.obs, episodes=args.episodes,
+                                       seed=args.seed) for t in (args.timing or [None])]
+        else:
+            directory = resolve_policy_dir(args.policy)
+            policy = load_policy(directory)
+            results = [evaluate(policy, args.env, timing=t, obs=args.obs, episodes=args.episodes, seed=args.seed)
+                       for t in (args.timing or [None])]
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

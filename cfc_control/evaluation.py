@@ -97,6 +97,33 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
                       std=float(returns.std()), returns=returns.tolist(), lengths=result.lengths.astype(int).tolist())
 
 
+def evaluate_expert(spec: Union[str, "os.PathLike[str]"], env: str, *, timing: Optional[str] = None,
+                    obs: Optional[str] = None, episodes: int = 20, seed: int = EVAL_SEED,
+                    batch: int = 32) -> EvalResult:
+    """:func:`evaluate` for an expert (``"lqr"`` or an SB3 expert directory) on task ``env``, on
+    the same episode seeds: the anchor a cloned policy is measured against. The expert acts on the
+    full simulator state, whatever the task observes."""
+    from cfc_control.experts import make_expert
+
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    task = resolve_env_id(env)
+
+    def env_fn():
+        return make_env(task, timing=timing, obs=obs)
+
+    probe = env_fn()
+    try:
+        expert = make_expert(spec, probe)
+        timing_spec = probe.get_wrapper_attr("timing")
+    finally:
+        probe.close()
+    result = run_episodes(env_fn, [seed + i for i in range(episodes)], expert=expert, batch=batch)
+    returns = result.returns.astype(float)
+    return EvalResult(task=task, timing=timing_spec, episodes=episodes, seed=seed, mean=float(returns.mean()),
+                      std=float(returns.std()), returns=returns.tolist(), lengths=result.lengths.astype(int).tolist())
+
+
 def evaluate_timings(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optional[str] = None, *,
                      timings: Sequence[str] = TIMINGS, episodes: int = 20, seed: int = EVAL_SEED,
                      obs: Optional[str] = None) -> Dict[str, EvalResult]:

@@ -131,3 +131,14 @@ def test_algorithm_table_and_bad_flags(tmp_path, capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train.main(["--policy", "transformer"])
+
+
+def test_eval_cli_scores_an_expert_on_the_same_seeds(capsys):
+    assert eval_main(["--expert", "lqr", "--env", "InvertedPendulum-Pos-Irregular", "--episodes", "2",
+                      "--timing", "Irregular", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (result,) = report["results"]
+    assert result["episodes"] == 2 and result["timing"] == "loguniform:0.02,0.08"
+    assert result["mean"] > 900  # the LQR expert balances under Irregular timing
+    with pytest.raises(SystemExit):
+        eval_main(["--expert", "lqr"])  # an expert needs --env
