@@ -61,6 +61,7 @@ def _dts_differ(dts):
 def test_dummy_vec_env_each_env_has_its_own_dt():
     vec = DummyVecEnv([functools.partial(make_env, "Hopper-Pos-Irregular")] * 3)
     vec.seed(3)
+    vec.action_space.seed(3)
     obs = vec.reset()
     assert obs.shape == (3, 5)
     assert vec.get_attr("nominal_dt") == [pytest.approx(0.008)] * 3
@@ -81,6 +82,7 @@ def test_subproc_vec_env_each_env_has_its_own_dt():
     )
     try:
         obs = vec.reset()
+        vec.action_space.seed(5)
         assert obs.shape == (2, 3)
         seen = []
         for _ in range(10):
@@ -115,6 +117,7 @@ def test_gymnasium_vector_envs_each_env_has_its_own_dt(vector_cls):
     vec = vector_cls([functools.partial(make_env, "Walker2d-Pos-Irregular", dt_in_obs=True)] * 3)
     try:
         obs, info = vec.reset(seed=11)
+        vec.action_space.seed(11)  # unseeded random actions made this test flaky
         assert obs.shape == (3, 9) and np.all(obs[:, -1] == 1.0)
         for _ in range(20):
             obs, _, _, _, info = vec.step(vec.action_space.sample())
@@ -128,6 +131,7 @@ def test_gym_make_vec():
     vec = gym.make_vec("cfc_control/InvertedDoublePendulum-Full-Jitter-v0", num_envs=2,
                        vectorization_mode="sync")
     vec.reset(seed=0)
+    vec.action_space.seed(0)
     _, _, _, _, info = vec.step(vec.action_space.sample())
     _dts_differ(info["dt"])
     vec.close()
