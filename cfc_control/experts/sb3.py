@@ -36,7 +36,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 from tqdm import tqdm
 
-from cfc_control.files import atomic_path, atomic_write_text
+from cfc_control.files import atomic_path, atomic_write_text, read_json
 
 FORMAT_VERSION = 1
 KIND = "sb3-expert"
@@ -183,12 +183,7 @@ def load_sb3_expert(directory: Union[str, Path]) -> SB3Expert:
     """Rebuild an expert from its directory (JSON + safetensors; nothing is unpickled)."""
     path = Path(directory)
     cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path}: missing; is {path} an expert directory?")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{cfg_path}: not valid JSON ({err})") from err
+    config = read_json(cfg_path, f"missing; is {path} an expert directory?")
     if config.get("kind") != KIND:
         raise ValueError(f"{cfg_path}: kind is {config.get('kind')!r}, expected {KIND!r}")
     if config.get("format_version") != FORMAT_VERSION:

@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cfc_control.files import atomic_path
+from cfc_control.files import atomic_path, read_json
 from cfc_control.models.base import RecurrentModel
 
 FORMAT_VERSION = 1
@@ -137,12 +137,7 @@ def read_config(directory: PathLike) -> Dict[str, Any]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such model directory")
     file = path / CONFIG_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
-    try:
-        config = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file}: not valid JSON ({err})") from err
+    config = read_json(file, f"missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
     if not isinstance(config, dict):
         raise ValueError(f"{file}: expected a JSON object, got {type(config).__name__}")
     version = config.get("format_version")

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from cfc_control.files import atomic_write_text
+from cfc_control.files import atomic_write_text, read_json
 from cfc_control.models.io import load_model, read_config, save_model
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.policy import ActionMapping, RecurrentPolicy, TimeInput
@@ -63,10 +63,4 @@ def write_card(directory: PathLike, card: Dict[str, Any]) -> Path:
 
 
 def read_card(directory: PathLike) -> Dict[str, Any]:
-    path = Path(directory) / CARD
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no card in this policy directory")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    return read_json(Path(directory) / CARD, "no card in this policy directory")

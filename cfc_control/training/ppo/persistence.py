@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, Union
 import torch
 from safetensors.torch import load_file, save_file
 
-from cfc_control.files import atomic_directory
+from cfc_control.files import atomic_directory, read_json
 from cfc_control.models.io import load_model, save_model
 from cfc_control.training.checkpoint import optimizer_from_files, optimizer_to_files
 from cfc_control.training.ppo.vec_env import reward_normalizer_state, restore_reward_normalizer
@@ -65,12 +65,7 @@ def load_state(algo: "SequencePPO", directory: PathLike, optimizer: bool = True)
     sizes). Returns the metadata. Raises ValueError naming the file when something does not fit."""
     path = Path(directory)
     meta_file = path / META
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{meta_file}: no PPO training state here")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_file}: not valid JSON ({err})") from err
+    meta = read_json(meta_file, "no PPO training state here")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
     critic = load_model(path / CRITIC)
