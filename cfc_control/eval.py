@@ -19,8 +19,8 @@ import json
 import sys
 from typing import List, Optional
 
-from cfc_control.evaluation import EVAL_SEED, evaluate, evaluate_expert, resolve_policy_dir
-from cfc_control.policies import load_policy
+from cfc_control.policies import load_policy, resolve_policy_dir
+from cfc_control.training.evaluation import EVAL_SEED, evaluate, evaluate_expert
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -3,8 +3,9 @@
     python -m cfc_control.run policies/cfc-invertedpendulum-pos-irregular --rate 500 --duration 10
     python -m cfc_control.run DIR --env InvertedPendulum-Pos-Fixed --rate 25 --connect tcp://127.0.0.1:5555
 
-The simulator's control period is 1 / rate; the policy gets the measured wall-clock Δt (its
-timestamps). In-process by default; with --connect through a control node
+The loop ticks at 1 / rate; at each tick the simulator advances by the measured wall-clock time
+since the last tick, and the policy gets that same Δt (its timestamps), so an overrun is seen by
+both. In-process by default; with --connect through a control node
 (``python -m cfc_control.serve``). --realtime runs the loop under SCHED_FIFO, as a robot
 controller would (other processes then cannot preempt it). Reports achieved rate, deadline misses, step latency
 p50/p99/max, the Δt distribution fed to the policy, and the return

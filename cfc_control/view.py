@@ -87,8 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cfc_control.evaluation import resolve_policy_dir
-    from cfc_control.policies import load_policy
+    from cfc_control.policies import load_policy, resolve_policy_dir
     from cfc_control.tasks import make_env, resolve_env_id
     from cfc_control.viewer import (
         configure_rendering,

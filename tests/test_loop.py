@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -25,16 +26,20 @@ def pendulum_policy(make_policy, tmp_path):
 
 
 class SlowEnv:
-    """A stand-in simulator whose step takes ``slow_s`` on chosen ticks."""
+    """A stand-in simulator whose step takes ``slow_s`` on chosen steps; it records the periods
+    it is told to advance by."""
 
-    def __init__(self, slow_ticks, slow_s):
-        self.slow_ticks, self.slow_s, self.n = set(slow_ticks), slow_s, 0
+    def __init__(self, slow_steps, slow_s):
+        self.slow_steps, self.slow_s, self.n, self.periods = set(slow_steps), slow_s, 0, []
 
     def reset(self, seed=None):
         return np.zeros(2), {}
 
+    def set_next_period(self, dt):
+        self.periods.append(dt)
+
     def step(self, action):
-        if self.n in self.slow_ticks:
+        if self.n in self.slow_steps:
             time.sleep(self.slow_s)
         self.n += 1
         return np.zeros(2), 1.0, False, False, {}
@@ -42,15 +47,61 @@ class SlowEnv:
 
 def test_loop_paces_and_counts_misses():
     seen = []
-    report = loop.run_loop(SlowEnv({5}, 0.03), lambda obs, t: seen.append(t) or np.zeros(1), lambda: None,
-                           rate_hz=100, duration_s=0.3)
+    env = SlowEnv({5}, 0.03)
+    report = loop.run_loop(env, lambda obs, t: seen.append(t) or np.zeros(1), lambda: None, rate_hz=100, duration_s=0.3)
     assert report.deadline_misses >= 1 and report.skipped_ticks >= 2  # 30 ms step in a 10 ms period
     assert 10 <= report.ticks <= 31
     gaps = np.diff(seen)
     assert np.median(gaps) == pytest.approx(0.01, abs=0.004)
     assert report.dt_ms["p50"] == pytest.approx(10.0, abs=3.0)
-    assert report.current_return == pytest.approx(report.ticks)
+    # The plant is stepped at every tick but the first (it then holds the first action), each time
+    # by the time since the previous tick.
+    assert report.current_return == pytest.approx(report.ticks - 1)
+    np.testing.assert_allclose(env.periods, gaps, rtol=0, atol=1e-12)
     assert set(report.latency_us) == {"p50", "p99", "max"}
+
+
+class RecordPeriods(gym.Wrapper):
+    """Records each step's ``info["dt"]``: how far the simulator advanced."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.periods = []
+
+    def step(self, action):
+        out = super().step(action)
+        self.periods.append(out[-1]["dt"])
+        return out
+
+
+def test_after_an_overrun_policy_and_plant_see_the_same_dt():
+    env = RecordPeriods(loop.make_realtime_env(TASK, 100))
+    stamps = []
+
+    def act(obs, t):
+        stamps.append(t)
+        if len(stamps) == 4:
+            time.sleep(0.035)  # this tick overruns by more than three periods
+        return np.zeros(1)
+
+    report = loop.run_loop(env, act, lambda: None, rate_hz=100, duration_s=0.15)
+    env.close()
+    assert report.deadline_misses >= 1 and report.episodes == 1  # zero torque: the pole stays up here
+    fed = np.diff(stamps)  # the Δt the policy was fed at ticks 1, 2, ...
+    assert len(env.periods) == len(fed) and fed.max() > 0.03
+    np.testing.assert_allclose(env.periods, fed, rtol=1e-9)  # the plant advanced by exactly that
+
+
+def test_the_env_must_take_a_measured_period():
+    class FixedPeriodEnv:  # steps its own period, whatever the clock says
+        def reset(self, seed=None):
+            return np.zeros(2), {}
+
+        def step(self, action):
+            return np.zeros(2), 1.0, False, False, {}
+
+    with pytest.raises(TypeError, match="set_next_period.*FixedPeriodEnv"):
+        loop.run_loop(FixedPeriodEnv(), lambda obs, t: np.zeros(1), lambda: None, rate_hz=100, duration_s=0.05)
 
 
 def test_wait_until_never_returns_early():

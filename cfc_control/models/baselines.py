@@ -44,9 +44,14 @@ def _with_time(u: Tensor, dt: Tensor, time_input: bool) -> Tensor:
 
 
 class _GatedRNN(RecurrentModel):
-    """Shared LSTM/GRU machinery: a one-layer torch RNN on [x, Δt] and a Linear head."""
+    """Shared LSTM/GRU machinery: a one-layer torch RNN on [x, Δt] and a Linear head; the state
+    is ``_state_tensors`` zero-initialised (B, units) tensors (a tuple when more than one).
+    Subclasses name the torch module (``_torch_rnn``, which holds the weights and runs whole
+    sequences) and the matching one-step function (``_torch_cell(x, state, *weights) -> state``)."""
 
     _torch_rnn: Callable[..., nn.Module]
+    _torch_cell: Callable[..., State]
+    _state_tensors: int
 
     def __init__(
         self,
@@ -72,6 +77,18 @@ class _GatedRNN(RecurrentModel):
     def _weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         rnn = self.rnn
         return rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+
+    def initial_state(
+        self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+    ) -> State:
+        p = self._param_like()
+        zeros = [torch.zeros(batch_size, self.units, device=device or p.device, dtype=dtype or p.dtype)
+                 for _ in range(self._state_tensors)]
+        return tuple(zeros) if len(zeros) > 1 else zeros[0]
+
+    def cell(self, u_t: Tensor, state: State, dt: Tensor) -> Tuple[Tensor, State]:
+        state = self._torch_cell(_with_time(u_t, dt, self.time_input), state, *self._weights())
+        return (state[0] if isinstance(state, tuple) else state), state  # the output is h
 
     def output_map(self, y: Tensor) -> Tensor:
         return self.fc(y)
@@ -111,17 +128,11 @@ class LSTM(_GatedRNN):
     """
 
     _torch_rnn = nn.LSTM
+    _state_tensors = 2
 
-    def initial_state(
-        self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
-    ) -> State:
-        p = self._param_like()
-        z = torch.zeros(batch_size, self.units, device=device or p.device, dtype=dtype or p.dtype)
-        return (z, z.clone())
-
-    def cell(self, u_t: Tensor, state: State, dt: Tensor) -> Tuple[Tensor, State]:
-        h, c = torch.lstm_cell(_with_time(u_t, dt, self.time_input), list(state), *self._weights())
-        return h, (h, c)
+    @staticmethod
+    def _torch_cell(x: Tensor, state: State, *weights: Tensor) -> State:
+        return tuple(torch.lstm_cell(x, list(state), *weights))
 
 
 class GRU(_GatedRNN):
@@ -131,16 +142,8 @@ class GRU(_GatedRNN):
     """
 
     _torch_rnn = nn.GRU
-
-    def initial_state(
-        self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
-    ) -> State:
-        p = self._param_like()
-        return torch.zeros(batch_size, self.units, device=device or p.device, dtype=dtype or p.dtype)
-
-    def cell(self, u_t: Tensor, state: State, dt: Tensor) -> Tuple[Tensor, State]:
-        h = torch.gru_cell(_with_time(u_t, dt, self.time_input), state, *self._weights())
-        return h, h
+    _state_tensors = 1
+    _torch_cell = staticmethod(torch.gru_cell)
 
 
 class MLP(RecurrentModel):

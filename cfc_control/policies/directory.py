@@ -56,6 +56,17 @@ def load_policy(directory: PathLike) -> RecurrentPolicy:
                            model_name=cfg.get("model_name"))
 
 
+def resolve_policy_dir(path: PathLike) -> Path:
+    """The policy directory ``path`` names: ``path`` itself when it holds a ``config.json``, else a
+    training run directory's ``path/policy``. FileNotFoundError naming ``path`` otherwise."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return p
+    if (p / "policy" / "config.json").is_file():
+        return p / "policy"
+    raise FileNotFoundError(f"{p}: not a policy directory (no config.json) nor a run directory with policy/")
+
+
 def write_card(directory: PathLike, card: Dict[str, Any]) -> Path:
     path = Path(directory) / CARD
     atomic_write_text(path, json.dumps(card, indent=2, sort_keys=False) + "\n")

@@ -1,12 +1,14 @@
 """A real-time control loop: the simulator and the policy stepped against the wall clock.
 
 Every tick (period 1 / rate): wait for the tick's start time (sleep, then spin the last half
-millisecond), read the clock, ask the policy for an action with that timestamp (so the policy is
-fed the *measured* wall-clock Δt between ticks, jitter included), then step the simulator, whose
-control period is fixed at 1 / rate (it stands in for the plant). The policy runs in-process (a
-:class:`PolicyRunner`) or in a control node (a :class:`PolicyClient`).
+millisecond) and read the clock; advance the simulator, which stands in for the plant, by the
+*measured* time since the previous tick with the previous action held (zero-order hold); then ask
+the policy for an action on the new observation with that timestamp. So the policy is fed the
+wall-clock Δt between ticks, jitter and overruns included, and the plant has moved on by the same
+Δt (its ``info["dt"]``): after an overrun both see the long period, as a real plant would. The
+policy runs in-process (a :class:`PolicyRunner`) or in a control node (a :class:`PolicyClient`).
 
-Reported: achieved rate, deadline misses (a tick whose policy + simulator work ended after the
+Reported: achieved rate, deadline misses (a tick whose simulator + policy work ended after the
 next tick's start), policy step latency and whole-tick work p50/p99/max, start lateness, the
 distribution of the Δt fed to the policy, clamped Δt, and the return. The garbage collector is
 paused during the run (collected between episodes) so that its pauses do not land in a tick.
@@ -24,6 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
+from cfc_control.policies.spaces import check_spaces
 from cfc_control.runtime.errors import DtClampWarning
 
 SPIN_S = 5e-4  # the last part of a wait is spent spinning: sleep overshoots by ~0.1 ms
@@ -41,7 +44,7 @@ class LoopReport:
     deadline_misses: int
     skipped_ticks: int  # tick slots dropped after an overrun (the schedule never bursts to catch up)
     latency_us: Dict[str, float]  # the policy step (obs -> action)
-    work_us: Dict[str, float]  # policy + simulator step
+    work_us: Dict[str, float]  # simulator step + policy step
     lateness_us: Dict[str, float]  # tick start after its scheduled time
     dt_ms: Dict[str, float]  # the Δt the policy was fed (wall clock)
     clamped: int
@@ -102,12 +105,15 @@ def run_loop(
     spin_s: float = SPIN_S,
 ) -> LoopReport:
     """Run ``env`` with ``act(obs, timestamp) -> action`` at ``rate_hz`` for ``duration_s`` of
-    wall time; ``reset_policy()`` starts a new episode. ``env``'s control period should be
-    1 / rate_hz (see :func:`make_realtime_env`). ``spin_s``: the last part of each wait is
-    spent spinning; a longer spin keeps the core and its caches warm (a sleeping core wakes up
-    cold: the step then takes several times longer) at the cost of burning that time."""
+    wall time; ``reset_policy()`` starts a new episode. ``env`` must have ``set_next_period(dt)``
+    (directly or through its wrappers, as a task env has; see :func:`make_realtime_env`): each
+    step advances it by the measured seconds since the previous tick. ``spin_s``: the last part
+    of each wait is spent spinning; a longer spin keeps the core and its caches warm (a sleeping
+    core wakes up cold: the step then takes several times longer) at the cost of burning that
+    time."""
     if not (rate_hz > 0 and duration_s > 0):
         raise ValueError(f"rate and duration must be positive, got {rate_hz} Hz, {duration_s} s")
+    set_next_period = _period_setter(env)
     labels = labels or {}
     period = 1.0 / rate_hz
     n_max = int(duration_s * rate_hz) + 1
@@ -126,17 +132,28 @@ def run_loop(
         start = clock() + 0.01
         end = start + duration_s
         tick = start
-        prev = None
+        prev = None  # the previous tick's clock reading; None at an episode's first tick
+        action = None  # held by the plant since ``prev``
         n = 0
         while tick < end and n < n_max:
             wait_until(tick, clock, spin_s)
             t0 = clock()
-            action = act(obs, t0)
+            episode_over = False
+            if action is not None:
+                set_next_period(t0 - prev)  # the Δt the policy is fed below
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                if terminated or truncated:
+                    returns.append(total)
+                    total = 0.0
+                    obs, _ = env.reset()
+                    reset_policy()
+                    prev = None
+                    episode_over = True
             t1 = clock()
-            obs, reward, terminated, truncated, _ = env.step(action)
+            action = act(obs, t0)
             t2 = clock()
-            total += float(reward)
-            latency[n], work[n], lateness[n] = t1 - t0, t2 - t0, t0 - tick
+            latency[n], work[n], lateness[n] = t2 - t1, t2 - t0, t0 - tick
             fed_dt[n] = np.nan if prev is None else t0 - prev
             prev = t0
             n += 1
@@ -147,13 +164,8 @@ def run_loop(
                 behind = int((t2 - tick) / period) + 1
                 skipped += behind
                 tick += behind * period
-            if terminated or truncated:
-                returns.append(total)
-                total = 0.0
-                obs, _ = env.reset()
-                reset_policy()
-                prev = None
-                gc.collect()
+            if episode_over:
+                gc.collect()  # after this tick's work, not inside it
         elapsed = clock() - start
     finally:
         if gc_was_enabled:
@@ -206,8 +218,8 @@ def realtime_priority(priority: Optional[int]) -> Iterator[str]:
 
 
 def make_realtime_env(task: str, rate_hz: float, seed: Optional[int] = 0) -> Any:
-    """The task with its control period fixed at 1 / rate_hz (the simulator steps one period per
-    tick of the loop)."""
+    """The task at a fixed period of 1 / rate_hz, whose steps :func:`run_loop` sets to the
+    measured time between ticks (``set_next_period``); 1 / rate_hz is what a tick should take."""
     from cfc_control.tasks import make_env
 
     return make_env(task, timing=f"fixed:{1.0 / rate_hz!r}", seed=seed)
@@ -217,7 +229,7 @@ def run_in_process(runner: Any, task: str, rate_hz: float, duration_s: float, se
                    spin_s: float = SPIN_S) -> LoopReport:
     """The loop with a :class:`~cfc_control.runtime.runner.PolicyRunner` (batch 1)."""
     env = make_realtime_env(task, rate_hz, seed)
-    _check_sizes(env, runner.n_obs, runner.n_act)
+    check_spaces(runner.n_obs, runner.n_act, env.observation_space, env.action_space, what=task)
     step = runner.step
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DtClampWarning)  # counted and reported instead
@@ -234,7 +246,7 @@ def run_through_node(client: Any, task: str, rate_hz: float, duration_s: float, 
     """The loop with a :class:`~cfc_control.runtime.client.PolicyClient`; episode starts are sent
     as ``reset`` requests."""
     env = make_realtime_env(task, rate_hz, seed)
-    _check_sizes(env, n_obs, n_act)
+    check_spaces(n_obs, n_act, env.observation_space, env.action_space, what=task)
     state = {"reset": True, "clamped": 0}
 
     def act(obs: np.ndarray, t: float) -> np.ndarray:
@@ -251,10 +263,16 @@ def run_through_node(client: Any, task: str, rate_hz: float, duration_s: float, 
                     spin_s=spin_s)
 
 
-def _check_sizes(env: Any, n_obs: int, n_act: int) -> None:
-    o, a = env.observation_space.shape, env.action_space.shape
-    if o != (n_obs,) or a != (n_act,):
-        raise ValueError(f"the policy takes {n_obs} observations and gives {n_act} actions; the env has {o} and {a}")
+def _period_setter(env: Any) -> Callable[[float], None]:
+    """``env``'s ``set_next_period``, looked up through Gymnasium wrappers."""
+    try:
+        getter = getattr(env, "get_wrapper_attr", None)
+        return getter("set_next_period") if getter is not None else env.set_next_period
+    except AttributeError:
+        raise TypeError(
+            f"the loop advances the simulator by the measured Δt, so the env needs set_next_period(dt) "
+            f"(a task env from make_env has it); {type(env).__name__} has none"
+        ) from None
 
 
 __all__ = ["LoopReport", "run_loop", "run_in_process", "run_through_node", "make_realtime_env", "wait_until", "percentiles"]

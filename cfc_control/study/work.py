@@ -125,8 +125,8 @@ def run_eval(job: EvalJob, files: Dict[str, bytes]) -> Dict[str, Any]:
     seed, timing, timing_spec, period_s, episodes, mean, std, returns, lengths, fingerprint)."""
     import torch
 
-    from cfc_control.evaluation import evaluate
     from cfc_control.policies import load_policy
+    from cfc_control.training.evaluation import evaluate
 
     torch.set_num_threads(1)
     start = time.time()
@@ -146,9 +146,9 @@ def run_expert(job: ExpertJob) -> Dict[str, Any]:
     (expert, timing, timing_spec, period_s, episodes, mean, std, returns, lengths)."""
     import numpy as np
 
-    from cfc_control.evaluation import EVAL_SEED
     from cfc_control.experts import make_expert
     from cfc_control.tasks import make_env
+    from cfc_control.training.evaluation import EVAL_SEED
     from cfc_control.training.rollout import run_episodes
 
     start = time.time()

@@ -2,7 +2,8 @@
 
 Each ``step(action)``:
 
-1. draws a period Δt from the timing model (clipped so the episode ends exactly at the horizon);
+1. draws a period Δt from the timing model, or takes the one given by ``set_next_period(dt)``
+   (clipped either way so the episode ends exactly at the horizon);
 2. realises it as ``n = ceil(Δt / stock_timestep)`` physics steps of ``Δt / n`` each, by setting
    the model's ``opt.timestep`` and the env's ``frame_skip`` and stepping the stock env once with
    the action held (zero-order hold). Every physics step stays at or below the stock timestep, and
@@ -77,7 +78,8 @@ class VaryingPeriod(gym.Wrapper):
 
     Observations and actions are the stock env's. Attributes: ``nominal_dt`` (the stock period,
     seconds), ``timing`` (the timing spec in seconds), ``timing_model``, ``horizon_s`` (episode
-    length in simulated seconds, or None for no limit) and ``sim_time``.
+    length in simulated seconds, or None for no limit) and ``sim_time``. ``set_next_period(dt)``
+    sets the next step's period from outside (a measured one) instead of drawing it.
 
     Wrap the env *without* Gymnasium's step-count TimeLimit (``gym.make(id,
     max_episode_steps=-1)``): the horizon here is in simulated time.
@@ -111,6 +113,19 @@ class VaryingPeriod(gym.Wrapper):
         # (1000 x 0.05 is not exactly 50.0 in floating point) ends it after the stock step count.
         self._time_tol = 1e-6 * self.nominal_dt
         self._rng: np.random.Generator | None = None
+        self._next_period: float | None = None
+
+    def set_next_period(self, dt: float) -> None:
+        """Make the next ``step`` last ``dt`` seconds instead of a period drawn from the timing
+        model: once, later steps draw again, and ``reset`` forgets it. For an env driven by a clock
+        outside it (the real-time loop advances its plant by the measured time between ticks).
+        The horizon still clips the period, and with packet loss the extra periods of a lost
+        observation are drawn as usual. ValueError unless ``dt`` is a positive finite number."""
+        if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
+            raise TypeError(f"a control period must be a number of seconds, got {dt!r} ({type(dt).__name__})")
+        if not (math.isfinite(dt) and dt > 0):
+            raise ValueError(f"a control period must be a positive number of seconds, got {dt!r}")
+        self._next_period = float(dt)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -120,6 +135,7 @@ class VaryingPeriod(gym.Wrapper):
         elif self._rng is None:
             self._rng = np.random.default_rng()
         self._set_period(self._stock_frame_skip, self._stock_timestep)
+        self._next_period = None
         obs, info = self.env.reset(seed=seed, options=options)
         self.sim_time = 0.0
         info = dict(info, dt=self.nominal_dt, sim_time=0.0, dropped=0)
@@ -150,7 +166,10 @@ class VaryingPeriod(gym.Wrapper):
 
     def _draw_period(self) -> float:
         assert self._rng is not None
-        dt = self.timing_model.sample(self._rng)
+        if self._next_period is not None:
+            dt, self._next_period = self._next_period, None
+        else:
+            dt = self.timing_model.sample(self._rng)
         if self.horizon_s is not None:
             remaining = self.horizon_s - self.sim_time
             # Clip the last period to land on the horizon; past the horizon (a step after

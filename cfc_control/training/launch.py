@@ -29,6 +29,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from cfc_control.training.evaluation import EVAL_SEED, card_entry, evaluate_timings
 from cfc_control.training.run import Algorithm
 
 ALGORITHMS: Dict[str, str] = {
@@ -157,8 +158,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     save_policy(outcome.policy, policy_dir, card)
     if args.eval_episodes > 0:
-        from cfc_control.evaluation import card_entry, evaluate_timings
-
         start = time.time()
         timings = [t.strip() for t in args.eval_timings.split(",") if t.strip()]
         results = evaluate_timings(outcome.policy, ctx.task, timings=timings, episodes=args.eval_episodes)
@@ -173,7 +172,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _card(args: argparse.Namespace, ctx, outcome, train_time: float, resumed_with: Optional[str]) -> Dict[str, Any]:
     import cfc_control
-    from cfc_control.evaluation import EVAL_SEED
     from cfc_control.training.imitation import DEMO_SEED_STRIDE
 
     card: Dict[str, Any] = {

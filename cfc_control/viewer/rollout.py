@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from cfc_control.policies.policy import RecurrentPolicy
+from cfc_control.policies.spaces import check_spaces
 from cfc_control.tasks import env_nominal_dt
 from cfc_control.runtime.runner import PolicyRunner
 from cfc_control.viewer.neurons import NeuronLayout, neuron_layout
@@ -77,18 +78,6 @@ class Rollout:
         return np.abs(self.hidden).mean(axis=0)
 
 
-def _check_spaces(policy: RecurrentPolicy, env: Any, env_id: str) -> None:
-    obs_shape = env.observation_space.shape
-    act_shape = env.action_space.shape
-    if obs_shape is None or len(obs_shape) != 1 or obs_shape[0] != policy.n_obs:
-        raise ValueError(
-            f"{env_id} gives observations of shape {obs_shape}, the policy takes {policy.n_obs}; "
-            "pick the matching task or --obs"
-        )
-    if act_shape is None or len(act_shape) != 1 or act_shape[0] != policy.n_act:
-        raise ValueError(f"{env_id} takes actions of shape {act_shape}, the policy gives {policy.n_act}")
-
-
 def record_rollout(
     policy: RecurrentPolicy,
     env: Any,
@@ -103,7 +92,8 @@ def record_rollout(
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
     env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-    _check_spaces(policy, env, env_id)
+    check_spaces(policy.n_obs, policy.n_act, env.observation_space, env.action_space, what=env_id,
+                 hint="pick the matching task or --obs")
     nominal = env_nominal_dt(env)
     timing = str(_wrapper_attr(env, "timing", f"fixed:{nominal:g}"))
     horizon = _wrapper_attr(env, "horizon_s", None)

@@ -26,6 +26,8 @@ from typing import Any, Dict, List, Optional
 
 from stable_baselines3.common.logger import KVWriter, Logger
 
+from cfc_control.policies import load_policy, read_card, resolve_policy_dir
+from cfc_control.training.evaluation import EVAL_SEED
 from cfc_control.training.run import Algorithm, RunContext, TrainOutcome
 
 STATE_DIR = "ppo_state"
@@ -94,9 +96,6 @@ def _load_start_policy(args: argparse.Namespace, ctx: RunContext):
         return ctx.checkpoint.policy
     if not args.init_from:
         return None
-    from cfc_control.evaluation import resolve_policy_dir
-    from cfc_control.policies import load_policy
-
     policy = load_policy(resolve_policy_dir(args.init_from))
     if policy.task and policy.task != ctx.task:
         print(f"note: --init-from {args.init_from} was trained on {policy.task}, training on {ctx.task}",
@@ -116,7 +115,6 @@ def _prune_states(ctx: RunContext) -> None:
 
 
 def run_ppo(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
-    from cfc_control.evaluation import EVAL_SEED
     from cfc_control.training.ppo.algorithm import SequencePPO
     from cfc_control.training.ppo.hyperparams import config_for, model_kwargs_for
 
@@ -185,9 +183,6 @@ def run_ppo(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
 
 
 def _card_of(directory: str) -> Optional[Dict[str, Any]]:
-    from cfc_control.evaluation import resolve_policy_dir
-    from cfc_control.policies import read_card
-
     try:
         card = read_card(resolve_policy_dir(directory))
     except (FileNotFoundError, ValueError):

@@ -5,7 +5,7 @@ an episode's first step) and its recurrent state carried through the episode; ep
 lockstep batches (one policy call per tick for all of them). Returns are the task's (reward per
 unit of simulated time, summed).
 
-    from cfc_control.evaluation import evaluate
+    from cfc_control.training.evaluation import evaluate
     r = evaluate("policies/cfc-invertedpendulum-pos-irregular", "InvertedPendulum-Pos-Irregular",
                  timing="Jitter", episodes=20)
     r.mean, r.std, r.returns, r.lengths
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from cfc_control.policies import RecurrentPolicy, load_policy
+from cfc_control.policies import RecurrentPolicy, check_spaces, load_policy, resolve_policy_dir
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training.rollout import run_episodes
 
@@ -48,16 +47,6 @@ class EvalResult:
         return asdict(self)
 
 
-def resolve_policy_dir(path: Union[str, "os.PathLike[str]"]) -> Path:
-    """A policy directory, or a training run directory holding one under ``policy/``."""
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return p
-    if (p / "policy" / "config.json").is_file():
-        return p / "policy"
-    raise FileNotFoundError(f"{p}: not a policy directory (no config.json) nor a run directory with policy/")
-
-
 def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optional[str] = None, *,
              timing: Optional[str] = None, obs: Optional[str] = None, episodes: int = 20,
              seed: int = EVAL_SEED, batch: int = 32) -> EvalResult:
@@ -78,14 +67,8 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
 
     probe = env_fn()
     try:
-        n_obs = int(probe.observation_space.shape[0])
-        if n_obs != policy.n_obs:
-            raise ValueError(
-                f"{task} (obs={obs or 'as registered'}) gives {n_obs} observations, the policy takes "
-                f"{policy.n_obs}; pick the matching task or --obs"
-            )
-        if int(probe.action_space.shape[0]) != policy.n_act:
-            raise ValueError(f"{task} takes {probe.action_space.shape[0]} actions, the policy gives {policy.n_act}")
+        check_spaces(policy.n_obs, policy.n_act, probe.observation_space, probe.action_space,
+                     what=f"{task} (obs={obs or 'as registered'})", hint="pick the matching task or --obs")
         spec = probe.get_wrapper_attr("timing")
     finally:
         probe.close()
