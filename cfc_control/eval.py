@@ -5,6 +5,10 @@
         --episodes 20 --json
     python -m cfc_control.eval --expert policies/experts/halfcheetah-sac --env HalfCheetah-Pos-Jitter \\
         --timing Fixed --timing Jitter --timing Irregular
+    python -m cfc_control.eval policies/cfc-halfcheetah-pos-jitter --card
+
+--card re-runs the evaluation the policy's card records (its timings, episodes and seeds), prints
+card and new result side by side, and exits 1 when a new mean falls outside the card's spread.
 
 --env defaults to the task the policy was trained on; --timing (repeatable: a preset or a spec in
 seconds such as "uniform:0.03,0.06") defaults to the task's own; --obs overrides the observation
@@ -19,7 +23,8 @@ import json
 import sys
 from typing import List, Optional
 
-from cfc_control.policies import load_policy, resolve_policy_dir
+from cfc_control.policies import load_policy, read_card, resolve_policy_dir
+from cfc_control.policies.catalog import compare_with_card
 from cfc_control.training.evaluation import EVAL_SEED, evaluate, evaluate_expert
 
 
@@ -36,6 +41,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="reset seed of the first episode")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--card", action="store_true",
+                        help="re-run the evaluation recorded in the policy's card and compare (exit 1 if outside its spread)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         import torch
@@ -45,6 +52,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("give a policy directory or --expert, not both")
     if args.expert is not None and args.env is None:
         parser.error("--expert needs --env")
+    if args.card and (args.expert is not None or args.env or args.timing or args.obs):
+        parser.error("--card re-runs the card's own evaluation: give only the policy directory")
+    if args.card:
+        return _check_card(args.policy)
     try:
         if args.expert is not None:
             directory = args.expert
@@ -65,6 +76,30 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{r.task} [{r.timing}]: return {r.mean:.2f} ± {r.std:.2f} over {r.episodes} episodes "
                   f"(mean length {sum(r.lengths) / len(r.lengths):.0f} steps)")
     return 0
+
+
+def _check_card(path: str) -> int:
+    """Re-evaluate a policy as its card did; 0 when every timing's mean is within the card's spread."""
+    try:
+        directory = resolve_policy_dir(path)
+        card = read_card(directory)
+        entries = card.get("evaluation") or {}
+        if not entries:
+            raise ValueError(f"{directory}/card.json records no evaluation to compare with")
+        policy = load_policy(directory)
+        results = {name: evaluate(policy, card["task"], timing=entry["timing_spec"], episodes=int(entry["episodes"]),
+                                  seed=int(entry["seed"])) for name, entry in entries.items()}
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    failed = 0
+    for name, entry in entries.items():
+        r = results[name]
+        ok, diff = compare_with_card(entry, r.mean, r.std)
+        failed += not ok
+        print(f"{name:>10}: card {entry['mean']:9.2f} ± {entry['std']:.2f}   now {r.mean:9.2f} ± {r.std:.2f}   "
+              f"diff {diff:+.2f}  {'ok' if ok else 'OUTSIDE the card spread'}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -41,3 +41,18 @@ def test_shipped_policy_card_and_rollout(directory):
         if terminated or truncated:
             break
     json.dumps(card)  # the card stays plain JSON
+
+
+@pytest.mark.parametrize("directory", SHIPPED, ids=lambda p: p.name)
+def test_eval_reproduces_the_card_under_jitter(directory):
+    """What `python -m cfc_control.eval DIR --card` checks, for the Jitter column of every card:
+    the same seeds give a mean within the card's spread."""
+    from cfc_control.policies.catalog import compare_with_card
+    from cfc_control.training.evaluation import evaluate
+
+    card = read_card(directory)
+    entry = card["evaluation"]["Jitter"]
+    result = evaluate(directory, card["task"], timing=entry["timing_spec"], episodes=entry["episodes"],
+                      seed=entry["seed"])
+    ok, diff = compare_with_card(entry, result.mean, result.std)
+    assert ok, f"{directory.name}: Jitter mean {result.mean:.2f} vs card {entry['mean']:.2f} ± {entry['std']:.2f}"

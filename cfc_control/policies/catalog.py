@@ -1,0 +1,81 @@
+"""The shipped policies at a glance: one markdown table built from their cards.
+
+    python -m cfc_control.policies            # the table for ./policies
+    python -m cfc_control.policies DIR --json
+
+Every number comes from a card (written by the training command the card names, evaluated on
+the evaluation seeds); ``python -m cfc_control.eval DIR --card`` re-evaluates one policy and
+compares it with its card.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Tuple, Union
+
+from cfc_control.policies.directory import read_card
+
+CARD_TIMINGS = ("Fixed", "Jitter", "Irregular")
+
+
+def policy_dirs(root: Union[str, "os.PathLike[str]"]) -> List[Path]:
+    """The policy directories directly under ``root`` (those with a config.json and a card),
+    sorted by name. FileNotFoundError when ``root`` is not a directory."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory")
+    return sorted(p for p in root.iterdir() if (p / "config.json").is_file() and (p / "card.json").is_file())
+
+
+def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
+    """One row per shipped policy: name, task, algorithm, model, parameters, size on disk,
+    training budget, run seed, and each card timing's (mean, std, episodes)."""
+    rows = []
+    for d in policy_dirs(root):
+        card = read_card(d)
+        evaluation = card.get("evaluation", {})
+        rows.append({
+            "name": d.name,
+            "task": str(card.get("task", "")).split("/")[-1].removesuffix("-v0"),
+            "algorithm": card.get("algorithm"),
+            "policy": card.get("policy"),
+            "parameters": card.get("parameters"),
+            "bytes": sum(f.stat().st_size for f in d.iterdir() if f.is_file()),
+            "budget": _budget(card),
+            "seed": (card.get("seeds") or {}).get("run"),
+            "evaluation": {t: (evaluation[t]["mean"], evaluation[t]["std"], evaluation[t]["episodes"])
+                           for t in CARD_TIMINGS if t in evaluation},
+        })
+    return rows
+
+
+def _budget(card: Dict[str, Any]) -> str:
+    if card.get("steps"):
+        return f"{card['steps'] / 1e6:.2g}M env steps"
+    data = card.get("data") or {}
+    episodes = data.get("episodes") or data.get("demo_episodes")
+    return f"{episodes} demo episodes" if episodes else ""
+
+
+def markdown_table(rows: List[Dict[str, Any]]) -> str:
+    """The catalog as a markdown table (returns as mean ± std over the card's episodes)."""
+    head = ["policy", "task", "algorithm", "model", "parameters", "size", "training", "seed", *CARD_TIMINGS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 5 + "---:|" + "---|" * 2 + "---:|" * len(CARD_TIMINGS)]
+    for r in rows:
+        cells = [f"`{r['name']}`", r["task"], r["algorithm"], r["policy"], f"{r['parameters']:,}" if r["parameters"] else "",
+                 f"{r['bytes'] / 1024:.0f} KB", r["budget"], str(r["seed"])]
+        for t in CARD_TIMINGS:
+            m = r["evaluation"].get(t)
+            cells.append(f"{m[0]:.0f} ± {m[1]:.0f}" if m else "")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def compare_with_card(card_entry: Dict[str, Any], mean: float, std: float) -> Tuple[bool, float]:
+    """Whether a new evaluation's mean lies within the card's spread of the card's mean (the
+    larger of its std and 1% of its magnitude, so a perfect 1000 ± 0 needs ~1000), and the
+    difference."""
+    diff = float(mean) - float(card_entry["mean"])
+    allowed = max(float(card_entry["std"]), 0.01 * abs(float(card_entry["mean"])), 1e-6)
+    return abs(diff) <= allowed, diff

@@ -1,0 +1,77 @@
+"""The shipped-policy table (python -m cfc_control.policies) and the card check
+(python -m cfc_control.eval DIR --card)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cfc_control import eval as eval_cli
+from cfc_control.policies import read_card
+from cfc_control.policies.__main__ import main as policies_main
+from cfc_control.policies.catalog import catalog, compare_with_card, markdown_table
+
+SHIPPED = Path(__file__).resolve().parents[1] / "policies"
+DEFAULT = SHIPPED / "cfc-invertedpendulum-pos-irregular"
+
+
+def test_catalog_rows_come_from_the_cards():
+    rows = {r["name"]: r for r in catalog(SHIPPED)}
+    card = read_card(DEFAULT)
+    row = rows[DEFAULT.name]
+    assert row["task"] == "InvertedPendulum-Pos-Irregular"
+    assert row["algorithm"] == card["algorithm"] and row["parameters"] == card["parameters"]
+    assert row["evaluation"]["Jitter"][0] == card["evaluation"]["Jitter"]["mean"]
+    table = markdown_table(list(rows.values()))
+    assert f"`{DEFAULT.name}`" in table and "experts" not in table  # experts have no card timings
+    assert len(table.splitlines()) == 2 + len(rows)
+
+
+def test_policies_cli(capsys, tmp_path):
+    assert policies_main([str(SHIPPED)]) == 0
+    assert DEFAULT.name in capsys.readouterr().out
+    assert policies_main([str(tmp_path / "missing")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert policies_main([str(SHIPPED), "--json"]) == 0
+    assert any(r["name"] == DEFAULT.name for r in json.loads(capsys.readouterr().out))
+
+
+def test_compare_with_card_uses_the_spread():
+    assert compare_with_card({"mean": 100.0, "std": 10.0}, 109.0, 3.0)[0]
+    assert not compare_with_card({"mean": 100.0, "std": 10.0}, 111.0, 3.0)[0]
+    # a perfect score with no spread still tolerates 1% (float noise across machines)
+    assert compare_with_card({"mean": 1000.0, "std": 0.0}, 999.0, 0.0)[0]
+    assert not compare_with_card({"mean": 1000.0, "std": 0.0}, 980.0, 0.0)[0]
+
+
+def _copy_with_card(tmp_path, edit):
+    d = tmp_path / "p"
+    shutil.copytree(DEFAULT, d)
+    card = read_card(d)
+    card["evaluation"] = {"Jitter": card["evaluation"]["Jitter"]}
+    edit(card)
+    (d / "card.json").write_text(json.dumps(card))
+    return d
+
+
+def test_eval_card_reproduces_and_flags_a_wrong_card(tmp_path, capsys):
+    good = _copy_with_card(tmp_path / "a", lambda c: None)
+    assert eval_cli.main([str(good), "--card"]) == 0
+    assert "ok" in capsys.readouterr().out
+
+    def wrong(card):
+        card["evaluation"]["Jitter"]["mean"] = 500.0
+        card["evaluation"]["Jitter"]["std"] = 1.0
+
+    bad = _copy_with_card(tmp_path / "b", wrong)
+    assert eval_cli.main([str(bad), "--card"]) == 1
+    assert "OUTSIDE" in capsys.readouterr().out
+
+
+def test_eval_card_refuses_other_flags_and_cardless_dirs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        eval_cli.main([str(DEFAULT), "--card", "--timing", "Fixed"])
+    nocard = _copy_with_card(tmp_path, lambda c: c.pop("evaluation"))
+    assert eval_cli.main([str(nocard), "--card"]) == 2
+    assert "no evaluation" in capsys.readouterr().err
