@@ -61,6 +61,27 @@ def test_loop_paces_and_counts_misses():
     assert set(report.latency_us) == {"p50", "p99", "max"}
 
 
+class EpisodicEnv(SlowEnv):
+    """Episodes of 4 steps whose reset takes 30 ms (a slow reset, or the collector's pause)."""
+
+    def reset(self, seed=None):
+        if self.n:
+            time.sleep(0.03)
+        return np.zeros(2), {}
+
+    def step(self, action):
+        out = super().step(action)
+        return out[0], out[1], self.n % 4 == 0, False, out[4]
+
+
+def test_a_pause_between_episodes_is_not_integrated_by_the_plant():
+    env = EpisodicEnv((), 0.0)
+    report = loop.run_loop(env, lambda obs, t: np.zeros(1), lambda: None, rate_hz=100, duration_s=0.4)
+    assert report.episodes >= 3
+    # each episode's first step holds its first action for about one period, never the reset pause
+    assert max(env.periods) < 0.02
+
+
 class RecordPeriods(gym.Wrapper):
     """Records each step's ``info["dt"]``: how far the simulator advanced."""
 

@@ -22,7 +22,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -138,7 +138,6 @@ def run_loop(
         while tick < end and n < n_max:
             wait_until(tick, clock, spin_s)
             t0 = clock()
-            episode_over = False
             if action is not None:
                 set_next_period(t0 - prev)  # the Δt the policy is fed below
                 obs, reward, terminated, truncated, _ = env.step(action)
@@ -148,8 +147,14 @@ def run_loop(
                     total = 0.0
                     obs, _ = env.reset()
                     reset_policy()
-                    prev = None
-                    episode_over = True
+                    action, prev = None, None
+                    # Between episodes, while no action is held (the reset plant does not move
+                    # until its first step), so the pause is not integrated by the plant; the
+                    # next free tick starts the new episode.
+                    gc.collect()
+                    tick, behind = _next_tick(tick, period, clock())
+                    skipped += behind
+                    continue
             t1 = clock()
             action = act(obs, t0)
             t2 = clock()
@@ -159,13 +164,8 @@ def run_loop(
             n += 1
             if t2 > tick + period:
                 misses += 1
-            tick += period
-            if t2 > tick:  # overran: resume at the next free slot instead of bursting
-                behind = int((t2 - tick) / period) + 1
-                skipped += behind
-                tick += behind * period
-            if episode_over:
-                gc.collect()  # after this tick's work, not inside it
+            tick, behind = _next_tick(tick, period, t2)
+            skipped += behind
         elapsed = clock() - start
     finally:
         if gc_was_enabled:
@@ -215,6 +215,16 @@ def realtime_priority(priority: Optional[int]) -> Iterator[str]:
         yield f"SCHED_FIFO {int(priority)}"
     finally:
         os.sched_setscheduler(0, old_policy, old_param)
+
+
+def _next_tick(tick: float, period: float, now: float) -> Tuple[float, int]:
+    """The next tick's start after ``tick``, and how many slots were skipped: after an overrun
+    the loop resumes at the next free slot instead of bursting to catch up."""
+    tick += period
+    if now > tick:
+        behind = int((now - tick) / period) + 1
+        return tick + behind * period, behind
+    return tick, 0
 
 
 def make_realtime_env(task: str, rate_hz: float, seed: Optional[int] = 0) -> Any:
