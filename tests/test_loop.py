@@ -62,11 +62,11 @@ def test_loop_paces_and_counts_misses():
 
 
 class EpisodicEnv(SlowEnv):
-    """Episodes of 4 steps whose reset takes 30 ms (a slow reset, or the collector's pause)."""
+    """Episodes of 4 steps whose reset takes 80 ms (a slow reset, or the collector's pause)."""
 
     def reset(self, seed=None):
         if self.n:
-            time.sleep(0.03)
+            time.sleep(0.08)
         return np.zeros(2), {}
 
     def step(self, action):
@@ -76,10 +76,11 @@ class EpisodicEnv(SlowEnv):
 
 def test_a_pause_between_episodes_is_not_integrated_by_the_plant():
     env = EpisodicEnv((), 0.0)
-    report = loop.run_loop(env, lambda obs, t: np.zeros(1), lambda: None, rate_hz=100, duration_s=0.4)
-    assert report.episodes >= 3
-    # each episode's first step holds its first action for about one period, never the reset pause
-    assert max(env.periods) < 0.02
+    report = loop.run_loop(env, lambda obs, t: np.zeros(1), lambda: None, rate_hz=100, duration_s=0.6)
+    assert report.episodes >= 2
+    # each episode's first step holds its first action for about one 10 ms period, never the
+    # 80 ms pause (the bound leaves room for a busy machine's scheduling delays)
+    assert max(env.periods) < 0.05
 
 
 class RecordPeriods(gym.Wrapper):
