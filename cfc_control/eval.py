@@ -89,7 +89,11 @@ def _check_card(path: str) -> int:
         policy = load_policy(directory)
         results = {name: evaluate(policy, card["task"], timing=entry["timing_spec"], episodes=int(entry["episodes"]),
                                   seed=int(entry["seed"])) for name, entry in entries.items()}
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except KeyError as err:
+        print(f"error: {path}: the card lacks {err} (needs task and, per timing, timing_spec, episodes, seed)",
+              file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     failed = 0
