@@ -53,8 +53,7 @@ def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
 def _budget(card: Dict[str, Any]) -> str:
     if card.get("steps"):
         return f"{card['steps'] / 1e6:.2g}M env steps"
-    data = card.get("data") or {}
-    episodes = data.get("episodes") or data.get("demo_episodes")
+    episodes = (card.get("data") or {}).get("episodes")
     return f"{episodes} demo episodes" if episodes else ""
 
 
