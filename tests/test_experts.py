@@ -81,7 +81,7 @@ def test_linearisation_predicts_the_simulator():
 def test_lqr_rejects_other_tasks():
     with pytest.raises(ValueError, match="LQR expert supports"):
         make_expert("lqr", make_env("Swimmer-Full-Fixed"))
-    with pytest.raises(ValueError, match="expert must be 'lqr' or an expert directory"):
+    with pytest.raises(ValueError, match="expert must be 'lqr', 'lqr-scheduled' or an expert directory"):
         make_expert("no-such-expert", make_env("Swimmer-Full-Fixed"))
 
 
@@ -150,7 +150,7 @@ def test_sb3_expert_training_command_smoke(tmp_path, capsys):
     out = tmp_path / "ip-sac"
     assert main(["--env", "InvertedPendulum", "--steps", "300", "--set", "learning_starts=100",
                  "--set", 'policy_kwargs={"net_arch": [16, 16]}', "--eval-episodes", "2", "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["algorithm"] == "sac" and card["steps"] == 300 and card["seed"] == 0
     assert card["evaluation"]["episodes"] == 2 and len(card["evaluation"]["returns"]) == 2

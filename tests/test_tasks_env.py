@@ -213,6 +213,22 @@ def test_dt_in_obs_appends_the_period_in_nominal_units():
         assert 0.5 - 1e-9 <= obs[-1] <= 2 + 1e-9
 
 
+def test_last_dt_is_the_period_that_ended_with_the_observation_drops_included():
+    env = make_env("Hopper-Full-Irregular", timing="Irregular+drop:0.3")
+    env.reset(seed=4)
+    assert env.get_wrapper_attr("last_dt") == env.get_wrapper_attr("nominal_dt")
+    saw_drop = False
+    for _ in range(40):
+        _, _, terminated, truncated, info = env.step(np.zeros(3, dtype=np.float32))
+        assert env.get_wrapper_attr("last_dt") == info["dt"]
+        saw_drop |= info["dropped"] > 0
+        if terminated or truncated:
+            break
+    assert saw_drop
+    env.reset(seed=5)
+    assert env.get_wrapper_attr("last_dt") == env.get_wrapper_attr("nominal_dt")
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_action_raises_before_touching_the_physics(bad):
     env = make_env("Hopper-Full-Jitter", seed=0)

@@ -29,16 +29,29 @@ class Expert(Protocol):
     def act(self, env: Any) -> np.ndarray: ...
 
 
+LQR_NAMES = ("lqr", "lqr-scheduled")
+
+
+def measured_period(env: Any, default: float) -> float:
+    """The period (seconds) that ended with ``env``'s current observation: the task's ``last_dt``
+    through any wrappers, or ``default`` for an env without a varying period."""
+    try:
+        return float(env.get_wrapper_attr("last_dt"))
+    except AttributeError:
+        return float(default)
+
+
 def make_expert(spec: Union[str, Path], env: Any) -> Expert:
     """Build the expert named by ``spec`` for ``env``.
 
-    ``spec`` is ``"lqr"`` (an LQR controller computed from the env's MuJoCo model; the pendulum
-    tasks only) or the path of a directory written by :func:`cfc_control.experts.sb3.save_sb3_expert`.
+    ``spec`` is ``"lqr"`` (an LQR controller computed from the env's MuJoCo model for its nominal
+    period; the pendulum tasks only), ``"lqr-scheduled"`` (the same with its gain recomputed for
+    each measured period) or the path of a directory written by :func:`cfc_control.experts.sb3.save_sb3_expert`.
     """
-    if str(spec).lower() == "lqr":
-        from cfc_control.experts.lqr import LQRExpert
+    if str(spec).lower() in LQR_NAMES:
+        from cfc_control.experts.lqr import LQRExpert, ScheduledLQRExpert
 
-        return LQRExpert.for_env(env)
+        return (LQRExpert if str(spec).lower() == "lqr" else ScheduledLQRExpert).for_env(env)
     path = Path(spec)
     if path.is_dir():
         from cfc_control.experts.sb3 import load_sb3_expert
@@ -46,4 +59,4 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
         expert = load_sb3_expert(path)
         expert.check_env(env)
         return expert
-    raise ValueError(f"expert must be 'lqr' or an expert directory (policies/experts/<name>/), got {str(spec)!r}")
+    raise ValueError(f"expert must be 'lqr', 'lqr-scheduled' or an expert directory (policies/experts/<name>/), got {str(spec)!r}")

@@ -25,6 +25,7 @@ import mujoco
 import numpy as np
 import scipy.linalg
 
+from cfc_control.experts.base import measured_period
 from cfc_control.tasks import env_nominal_dt
 
 SUPPORTED = {"InvertedPendulumEnv": "InvertedPendulum", "InvertedDoublePendulumEnv": "InvertedDoublePendulum"}
@@ -99,13 +100,9 @@ class LQRExpert:
         if not design_dt > 0:
             raise ValueError(f"design_dt must be positive, got {design_dt}")
         a, b = linearize(model)
-        n, nu = b.shape
-        q_diag = np.ones(n) if q is None else np.asarray(q, dtype=np.float64).reshape(-1)
-        r_diag = np.ones(nu) if r is None else np.broadcast_to(np.asarray(r, dtype=np.float64), (nu,))
-        if q_diag.shape != (n,) or np.any(q_diag < 0) or np.any(r_diag <= 0):
-            raise ValueError(f"q must be ({n},) non-negative and r positive, got q={q}, r={r}")
         self.design_dt = float(design_dt)
-        self.gain = dlqr_gain(a, b, np.diag(q_diag), np.diag(r_diag), self.design_dt)
+        self._design = _costs(a, b, q, r)
+        self.gain = dlqr_gain(a, b, *self._design, self.design_dt)
         self.nq = model.nq
         ranges = np.asarray(model.actuator_ctrlrange, dtype=np.float64)
         limited = np.asarray(model.actuator_ctrllimited, dtype=bool)
@@ -131,7 +128,58 @@ class LQRExpert:
         data = env.unwrapped.data
         return np.concatenate([data.qpos, data.qvel])
 
+    def gain_for(self, env: Any) -> np.ndarray:
+        """The gain used in ``env``'s current state: the one designed for the nominal period."""
+        return self.gain
+
     def act(self, env: Any) -> np.ndarray:
         """The action (nu,) float32 for the env's current simulator state."""
-        u = -self.gain @ self.state(env)
+        u = -self.gain_for(env) @ self.state(env)
         return np.clip(u, self.low, self.high).astype(np.float32)
+
+
+class ScheduledLQRExpert(LQRExpert):
+    """An LQR whose gain follows the measured period: gains are designed (as :func:`dlqr_gain`)
+    at ``points`` periods spaced log-uniformly over ``period_range`` (seconds), and each step uses
+    the gain interpolated, linearly in log Δt, at the period that has just elapsed (the env's
+    ``last_dt``, what a control loop measures; the nominal period after a reset). Periods outside
+    the range take the nearest end's gain.
+
+    Why the elapsed period and not the coming one: a loop knows only the former, and the student
+    this expert teaches sees the same Δt, so the teacher's labels depend on nothing the student
+    cannot observe."""
+
+    name = "lqr-scheduled"
+
+    def __init__(self, model: mujoco.MjModel, design_dt: float, q: Optional[Sequence[float]] = None,
+                 r: Optional[Sequence[float]] = None, period_range: Optional[Tuple[float, float]] = None,
+                 points: int = 33) -> None:
+        super().__init__(model, design_dt, q, r)
+        low, high = period_range if period_range is not None else (design_dt / 4, design_dt * 4)
+        if not (0 < low < high) or points < 2:
+            raise ValueError(f"period_range must be 0 < low < high with points >= 2, got {period_range}, {points}")
+        a, b = linearize(model)
+        self.periods = np.geomspace(low, high, int(points))
+        self._log_periods = np.log(self.periods)
+        self.gains = np.stack([dlqr_gain(a, b, *self._design, float(dt)) for dt in self.periods])
+
+    def gain_at(self, dt: float) -> np.ndarray:
+        """The gain (nu, n) for a period of ``dt`` seconds."""
+        x = float(np.clip(np.log(dt), self._log_periods[0], self._log_periods[-1]))
+        i = int(np.clip(np.searchsorted(self._log_periods, x) - 1, 0, len(self.periods) - 2))
+        w = (x - self._log_periods[i]) / (self._log_periods[i + 1] - self._log_periods[i])
+        return (1.0 - w) * self.gains[i] + w * self.gains[i + 1]
+
+    def gain_for(self, env: Any) -> np.ndarray:
+        return self.gain_at(measured_period(env, self.design_dt))
+
+
+def _costs(a: np.ndarray, b: np.ndarray, q: Optional[Sequence[float]],
+           r: Optional[Sequence[float]]) -> Tuple[np.ndarray, np.ndarray]:
+    """The state and control cost matrices (diagonal) from the user's ``q`` and ``r``."""
+    n, nu = b.shape
+    q_diag = np.ones(n) if q is None else np.asarray(q, dtype=np.float64).reshape(-1)
+    r_diag = np.ones(nu) if r is None else np.broadcast_to(np.asarray(r, dtype=np.float64), (nu,))
+    if q_diag.shape != (n,) or np.any(q_diag < 0) or np.any(r_diag <= 0):
+        raise ValueError(f"q must be ({n},) non-negative and r positive, got q={q}, r={r}")
+    return np.diag(q_diag), np.diag(r_diag)

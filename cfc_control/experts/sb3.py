@@ -1,15 +1,19 @@
 """Stable-baselines3 experts (SAC or PPO, MLP) for the tasks an LQR cannot balance.
 
-An expert is trained on the *stock* Gymnasium env (full observation, fixed period) and acts on a
-task env from its full state: :meth:`SB3Expert.act` reads the stock observation from
-``env.unwrapped._get_obs()``, whatever observation model and timing wrap it.
+An expert acts on a task env from its full state: :meth:`SB3Expert.act` reads the stock
+observation from ``env.unwrapped._get_obs()``, whatever observation model and timing wrap it. An
+expert with a time input (``"dt_input": true``; a *teacher* trained under a period distribution by
+:mod:`cfc_control.training.teachers`) also reads the period that just elapsed, in units of the
+nominal period, as its last input. Training lives in :mod:`cfc_control.training.teachers`.
 
 Stored as a directory, never as a pickle (SB3's own ``.zip`` pickles parts of the model):
 
     <dir>/model.safetensors   the SB3 policy's state_dict (actor and critics)
     <dir>/config.json         {"format_version", "kind": "sb3-expert", "algo", "env_id",
                               "observation_size", "action_low", "action_high", "policy_kwargs"
-                              (net_arch, activation name, ...), "obs_normalization" or null}
+                              (net_arch, activation name, ...), "obs_normalization" or null,
+                              "dt_input"; with a time input also "nominal_dt" (seconds) and
+                              "timing" (the period distribution it was trained under)}
     <dir>/card.json           algorithm, steps, seed, hyperparameters, training time, command,
                               evaluation return over N episodes
 
@@ -19,23 +23,20 @@ loads the tensors.
 
 from __future__ import annotations
 
+import copy
 import json
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Union
 
 import gymnasium as gym
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from stable_baselines3 import PPO, SAC
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
-from tqdm import tqdm
 
+from cfc_control.experts.base import measured_period
 from cfc_control.files import atomic_path, atomic_write_text, read_json
 
 FORMAT_VERSION = 1
@@ -43,8 +44,11 @@ KIND = "sb3-expert"
 ACTIVATIONS: Dict[str, type] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 ALGOS = ("sac", "ppo")
 
-# Per-env settings after rl-baselines3-zoo's tuned hyperparameters; the steps are the budget the
-# README's expert command uses. Anything here can be overridden from the command line.
+# Per-env settings after rl-baselines3-zoo's tuned hyperparameters (its MuJoCo v3 entries; PPO
+# observations and rewards are normalised); the steps are the budget the README's expert commands
+# use. Anything here can be overridden from the command line.
+_ZOO_PPO_NET = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu",
+                "net_arch": {"pi": [256, 256], "vf": [256, 256]}}
 HYPERPARAMS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "sac": {
         "default": {"steps": 1_000_000, "learning_starts": 10_000},
@@ -56,6 +60,27 @@ HYPERPARAMS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "ppo": {
         "default": {"steps": 1_000_000, "n_steps": 512, "batch_size": 64, "gae_lambda": 0.92,
                     "gamma": 0.98, "n_epochs": 10, "learning_rate": 3e-4, "clip_range": 0.2},
+        "HalfCheetah": {"steps": 1_000_000, "n_steps": 512, "batch_size": 64, "gamma": 0.98,
+                        "learning_rate": 2.0633e-05, "ent_coef": 0.000401762, "clip_range": 0.1,
+                        "n_epochs": 20, "gae_lambda": 0.92, "max_grad_norm": 0.8, "vf_coef": 0.58096,
+                        "policy_kwargs": _ZOO_PPO_NET},
+        "Hopper": {"steps": 1_000_000, "n_steps": 512, "batch_size": 32, "gamma": 0.999,
+                   "learning_rate": 9.80828e-05, "ent_coef": 0.00229519, "clip_range": 0.2, "n_epochs": 5,
+                   "gae_lambda": 0.99, "max_grad_norm": 0.7, "vf_coef": 0.835671, "policy_kwargs": _ZOO_PPO_NET},
+        "Walker2d": {"steps": 1_000_000, "n_steps": 512, "batch_size": 32, "gamma": 0.99,
+                     "learning_rate": 5.05041e-05, "ent_coef": 0.000585045, "clip_range": 0.1, "n_epochs": 20,
+                     "gae_lambda": 0.95, "max_grad_norm": 1.0, "vf_coef": 0.871923},
+        "Reacher": {"steps": 1_000_000, "n_steps": 512, "batch_size": 32, "gamma": 0.9,
+                    "learning_rate": 0.000104019, "ent_coef": 7.52585e-08, "clip_range": 0.3, "n_epochs": 5,
+                    "gae_lambda": 1.0, "max_grad_norm": 0.9, "vf_coef": 0.950368},
+        # The zoo's MuJoCo defaults (SB3's PPO defaults) with a long horizon.
+        "Swimmer": {"steps": 1_000_000, "gamma": 0.9999},
+        "InvertedDoublePendulum": {"steps": 1_000_000, "n_steps": 128, "batch_size": 512, "gamma": 0.98,
+                                   "learning_rate": 0.000155454, "ent_coef": 1.05057e-06, "clip_range": 0.4,
+                                   "n_epochs": 10, "gae_lambda": 0.8, "max_grad_norm": 0.5, "vf_coef": 0.695929},
+        "InvertedPendulum": {"steps": 1_000_000, "n_steps": 32, "batch_size": 64, "gamma": 0.999,
+                             "learning_rate": 0.000222425, "ent_coef": 1.37976e-07, "clip_range": 0.4,
+                             "n_epochs": 5, "gae_lambda": 0.9, "max_grad_norm": 0.3, "vf_coef": 0.19816},
     },
 }
 DEFAULT_POLICY_KWARGS = {"sac": {"net_arch": [256, 256], "activation_fn": "relu"},
@@ -75,7 +100,7 @@ def hyperparams_for(algo: str, env_id: str) -> Dict[str, Any]:
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
     table = HYPERPARAMS[algo]
-    return dict(table.get(_base_name(env_id), table["default"]))
+    return copy.deepcopy(table.get(_base_name(env_id), table["default"]))
 
 
 def _policy_class(algo: str):
@@ -103,6 +128,7 @@ class SB3Expert:
         self.config = config
         self.directory = directory
         self.name = f"sb3-{config['algo']}:{directory.name if directory else config['env_id']}"
+        self.dt_input = bool(config.get("dt_input", False))
         norm = config.get("obs_normalization")
         self._norm = None
         if norm:
@@ -125,14 +151,21 @@ class SB3Expert:
         if want is not None and got != want:
             raise ValueError(f"expert {self.name} was trained on {env_id} ({want}); this env is a {got}")
         n = int(np.asarray(env.unwrapped._get_obs()).shape[0])
-        if n != int(self.config["observation_size"]):
+        want_n = int(self.config["observation_size"]) - int(self.dt_input)
+        if n != want_n:
             raise ValueError(
-                f"expert {self.name} was trained on {env_id} ({self.config['observation_size']} "
+                f"expert {self.name} was trained on {env_id} ({want_n} stock "
                 f"observations); this env's stock observation has {n}"
             )
 
     def observe(self, env: Any) -> np.ndarray:
+        """The expert's input: the stock observation of ``env``'s full state, then, for an expert
+        with a time input, the period that just elapsed in units of the nominal one (as the
+        task's ``dt_in_obs`` channel), normalised as in training."""
         obs = np.asarray(env.unwrapped._get_obs(), dtype=np.float64)
+        if self.dt_input:
+            nominal = float(self.config["nominal_dt"])
+            obs = np.append(obs, measured_period(env, nominal) / nominal)
         if self._norm is not None:
             mean, std, clip = self._norm
             obs = np.clip((obs - mean) / std, -clip, clip)
@@ -150,11 +183,14 @@ class SB3Expert:
 
 def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, algo: str,
                     policy_kwargs: Dict[str, Any], card: Optional[Dict[str, Any]] = None,
-                    obs_rms: Any = None, clip_obs: float = 10.0, epsilon: float = 1e-8) -> Path:
+                    obs_rms: Any = None, clip_obs: float = 10.0, epsilon: float = 1e-8,
+                    time_input: Optional[Dict[str, Any]] = None) -> Path:
     """Write an SB3 model's policy as safetensors + config.json (+ card.json) into ``directory``.
 
     ``policy_kwargs`` are the JSON kwargs it was built with (activation as a name); ``obs_rms``
-    SB3's RunningMeanStd when the model was trained behind VecNormalize (observations only)."""
+    SB3's RunningMeanStd when the model was trained behind VecNormalize (observations only).
+    ``time_input``: for an expert whose last input is Δt / nominal period, ``{"nominal_dt":
+    seconds, "timing": the period distribution it was trained under (spec in seconds)}``."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.policy.state_dict().items()}
@@ -170,7 +206,11 @@ def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, alg
         "obs_normalization": None if obs_rms is None else {
             "mean": np.asarray(obs_rms.mean).tolist(), "var": np.asarray(obs_rms.var).tolist(),
             "clip": float(clip_obs), "epsilon": float(epsilon)},
+        "dt_input": time_input is not None,
     }
+    if time_input is not None:
+        config["nominal_dt"] = float(time_input["nominal_dt"])
+        config["timing"] = time_input.get("timing")
     with atomic_path(path / "model.safetensors") as tmp:
         save_file(state, str(tmp))
     atomic_write_text(path / "config.json", json.dumps(config, indent=2) + "\n")
@@ -208,87 +248,3 @@ def load_sb3_expert(directory: Union[str, Path]) -> SB3Expert:
         raise ValueError(f"{weights}: weights do not match the config's policy: {err}") from err
     policy.set_training_mode(False)
     return SB3Expert(policy, config, path)
-
-
-def evaluate_expert(expert: SB3Expert, env_id: str, episodes: int = 20, seed: int = 10_000) -> List[float]:
-    """Returns of ``episodes`` deterministic episodes on the stock env, seeds seed, seed+1, ..."""
-    env = gym.make(env_id)
-    returns = []
-    for i in range(episodes):
-        env.reset(seed=seed + i)
-        done, total = False, 0.0
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(expert.act(env))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
-    return returns
-
-
-def train_sb3_expert(env: str, directory: Union[str, Path], *, algo: str = "sac", steps: Optional[int] = None,
-                     seed: int = 0, overrides: Optional[Dict[str, Any]] = None, eval_episodes: int = 20,
-                     normalize: Optional[bool] = None, progress: bool = True,
-                     command: Optional[str] = None) -> Tuple[SB3Expert, Dict[str, Any]]:
-    """Train an SB3 agent on the stock env ``env`` ("HalfCheetah" or "HalfCheetah-v5"), save it to
-    ``directory`` and return the reloaded expert and its card.
-
-    ``steps`` and ``overrides`` replace the per-env defaults of :data:`HYPERPARAMS` (any SB3
-    constructor argument); PPO normalises observations (VecNormalize, stats stored in the
-    config) unless ``normalize=False``; SAC does not unless ``normalize=True``."""
-    env_id = stock_env_id(env)
-    hp = hyperparams_for(algo, env_id)
-    hp.update(overrides or {})
-    total = int(steps if steps is not None else hp.pop("steps"))
-    hp.pop("steps", None)
-    if total <= 0:
-        raise ValueError(f"steps must be positive, got {total}")
-    policy_kwargs = dict(DEFAULT_POLICY_KWARGS[algo])
-    policy_kwargs.update(hp.pop("policy_kwargs", {}))
-    normalize = (algo == "ppo") if normalize is None else normalize
-    venv = DummyVecEnv([lambda: gym.make(env_id)])
-    venv.seed(seed)
-    if normalize:
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=True)
-    cls = SAC if algo == "sac" else PPO
-    model = cls("MlpPolicy", venv, seed=seed, verbose=0, device="cpu",
-                policy_kwargs=_torch_policy_kwargs(policy_kwargs), **hp)
-    callback = _TqdmCallback(total) if progress else None
-    start = time.time()
-    model.learn(total_timesteps=total, callback=callback)
-    wall = time.time() - start
-    obs_rms = venv.obs_rms if normalize else None
-    card: Dict[str, Any] = {"kind": KIND, "env_id": env_id, "algorithm": algo, "steps": total, "seed": seed,
-                            "hyperparameters": hp, "policy_kwargs": policy_kwargs, "normalize_obs": normalize,
-                            "training_time_s": round(wall, 1), "command": command}
-    clip_obs = venv.clip_obs if normalize else 10.0
-    save_sb3_expert(model, directory, env_id=env_id, algo=algo, policy_kwargs=policy_kwargs, obs_rms=obs_rms,
-                    clip_obs=clip_obs)
-    expert = load_sb3_expert(directory)
-    returns = evaluate_expert(expert, env_id, episodes=eval_episodes)
-    card["evaluation"] = {"env_id": env_id, "episodes": eval_episodes, "mean": float(np.mean(returns)),
-                          "std": float(np.std(returns)), "returns": returns}
-    threshold = gym.spec(env_id).reward_threshold
-    card["reward_threshold"] = threshold
-    atomic_write_text(Path(directory) / "card.json", json.dumps(card, indent=2) + "\n")
-    return expert, card
-
-
-class _TqdmCallback(BaseCallback):
-    """A tqdm bar over SB3 steps (SB3's own bar needs the `rich` package)."""
-
-    def __init__(self, total: int) -> None:
-        super().__init__()
-        self.total = total
-
-    def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total, unit="step", desc="expert")
-
-    def _on_step(self) -> bool:
-        self.bar.update(1)
-        return True
-
-    def _on_training_end(self) -> None:
-        self.bar.close()
-
-

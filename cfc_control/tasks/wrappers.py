@@ -78,7 +78,9 @@ class VaryingPeriod(gym.Wrapper):
 
     Observations and actions are the stock env's. Attributes: ``nominal_dt`` (the stock period,
     seconds), ``timing`` (the timing spec in seconds), ``timing_model``, ``horizon_s`` (episode
-    length in simulated seconds, or None for no limit) and ``sim_time``. ``set_next_period(dt)``
+    length in simulated seconds, or None for no limit), ``sim_time`` and ``last_dt`` (the period
+    that ended with the current observation, as a control loop measures it: ``info["dt"]`` of the
+    last step, the nominal period after ``reset``). ``set_next_period(dt)``
     sets the next step's period from outside (a measured one) instead of drawing it.
 
     Wrap the env *without* Gymnasium's step-count TimeLimit (``gym.make(id,
@@ -109,6 +111,7 @@ class VaryingPeriod(gym.Wrapper):
         self.timing: str = self.timing_model.spec
         self.horizon_s: float | None = None if horizon_s is None else float(horizon_s)
         self.sim_time: float = 0.0
+        self.last_dt: float = self.nominal_dt
         # The end of the episode is judged with this slack so that summing nominal periods
         # (1000 x 0.05 is not exactly 50.0 in floating point) ends it after the stock step count.
         self._time_tol = 1e-6 * self.nominal_dt
@@ -138,6 +141,7 @@ class VaryingPeriod(gym.Wrapper):
         self._next_period = None
         obs, info = self.env.reset(seed=seed, options=options)
         self.sim_time = 0.0
+        self.last_dt = self.nominal_dt
         info = dict(info, dt=self.nominal_dt, sim_time=0.0, dropped=0)
         return obs, info
 
@@ -161,6 +165,7 @@ class VaryingPeriod(gym.Wrapper):
             if terminated or truncated or not self.timing_model.sample_dropped(self._rng):
                 break
             dropped += 1
+        self.last_dt = total_dt
         info = dict(info, dt=total_dt, sim_time=self.sim_time, dropped=dropped)
         return obs, total_reward, bool(terminated), bool(truncated), info
 

@@ -1,0 +1,310 @@
+"""Train a privileged teacher: an SB3 agent (SAC or PPO, MLP) acting on a task's full state.
+
+A *teacher* for a student that sees positions only and irregular periods acts on the full
+simulator state, optionally with the period that just elapsed as an extra input, and is trained
+under a period distribution (``timing``), so that its labels stay good at every period the student
+will meet. Without ``timing`` and ``dt_input`` it is a plain expert of the stock env.
+
+Training is resumable: every ``checkpoint_every`` steps the whole training state (weights,
+optimisers, normalisation, replay buffer, counters; :mod:`cfc_control.training.sb3_state`) is
+written atomically under ``<run_dir>/checkpoints/<step>/``, and ``resume=True`` continues from the
+newest one, refusing a run directory whose recorded settings differ. The result is an expert
+directory (:mod:`cfc_control.experts.sb3`) with a card that reports its return under each timing.
+
+    from cfc_control.training.teachers import TeacherConfig, train_teacher
+    result = train_teacher(TeacherConfig(env="Hopper", algo="ppo", timing="Irregular+drop:0.05",
+                                         dt_input=True, out="policies/experts/hopper-ppo-timed"))
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from tqdm import tqdm
+
+from cfc_control.experts.sb3 import (ALGOS, DEFAULT_POLICY_KWARGS, KIND, SB3Expert, _base_name,
+                                     _torch_policy_kwargs, hyperparams_for, load_sb3_expert,
+                                     save_sb3_expert, stock_env_id)
+from cfc_control.files import atomic_directory, atomic_write_text, read_json
+from cfc_control.tasks import parse_timing
+from cfc_control.tasks.env import make_task
+from cfc_control.tasks.specs import task_families
+from cfc_control.training.evaluation import card_entry, evaluate_expert
+from cfc_control.training.sb3_state import load_training_state, save_training_state
+
+# The timings a teacher's card reports: the presets, and steady periods at half and twice the
+# nominal one (the bounds of the Irregular preset, held for a whole episode).
+STEADY_FACTORS = {"0.5x": 0.5, "2x": 2.0}
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """One teacher training run.
+
+    ``env``: a task family or stock id ("Hopper", "Hopper-v5"); ``timing``: the period
+    distribution to train under (a preset such as ``"Irregular+drop:0.05"`` or a spec in seconds;
+    None: the stock fixed period); ``dt_input``: the agent sees Δt / nominal period as its last
+    input. ``steps`` and ``overrides`` (any SB3 constructor argument) replace the per-env defaults
+    of :data:`cfc_control.experts.sb3.HYPERPARAMS`. ``normalize``: VecNormalize on observations
+    and rewards (default: PPO yes, SAC no). ``run_dir`` holds the checkpoints (default
+    ``runs/teachers/<name of out>``)."""
+
+    env: str
+    out: str
+    algo: str = "sac"
+    steps: Optional[int] = None
+    seed: int = 0
+    timing: Optional[str] = None
+    dt_input: bool = False
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    normalize: Optional[bool] = None
+    eval_episodes: int = 20
+    checkpoint_every: int = 50_000
+    run_dir: Optional[str] = None
+    resume: bool = False
+
+
+@dataclass
+class TeacherResult:
+    expert: SB3Expert
+    card: Dict[str, Any]
+    directory: Path
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What a config resolves to; recorded in ``<run_dir>/run.json`` and compared on resume."""
+
+    env_id: str
+    algo: str
+    seed: int
+    steps: int
+    hyperparameters: Dict[str, Any]
+    policy_kwargs: Dict[str, Any]
+    normalize: bool
+    timing: Optional[str]
+    dt_input: bool
+    nominal_dt: float
+
+
+def resolve(config: TeacherConfig) -> _Setup:
+    """Check a config and resolve its defaults; ValueError naming what is wrong."""
+    if config.algo not in ALGOS:
+        raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
+    env_id = stock_env_id(config.env)
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        raise ValueError(f"unknown env {config.env!r} (a MuJoCo task family such as Hopper, or its stock id)") from None
+    hp = hyperparams_for(config.algo, env_id)
+    hp.update(config.overrides)
+    steps = int(config.steps if config.steps is not None else hp.get("steps", 0))
+    hp.pop("steps", None)
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    if config.checkpoint_every <= 0 or config.eval_episodes <= 0:
+        raise ValueError("checkpoint_every and eval_episodes must be positive")
+    policy_kwargs = dict(DEFAULT_POLICY_KWARGS[config.algo])
+    policy_kwargs.update(hp.pop("policy_kwargs", {}))
+    _torch_policy_kwargs(policy_kwargs)  # checks the activation name
+    timed = config.timing is not None or config.dt_input
+    nominal = float(gym.make(env_id).unwrapped.dt)
+    timing = None
+    if timed:
+        base = _base_name(env_id)
+        if base not in task_families():
+            raise ValueError(f"{env_id} has no task family in envs/: a timing or a Δt input needs one")
+        nominal = task_families()[base].nominal_dt
+        timing = parse_timing(config.timing or "Fixed", nominal).spec
+    normalize = (config.algo == "ppo") if config.normalize is None else bool(config.normalize)
+    return _Setup(env_id, config.algo, int(config.seed), steps, hp, policy_kwargs, normalize, timing,
+                  bool(config.dt_input), nominal)
+
+
+def env_factory(setup: _Setup) -> Callable[[], gym.Env]:
+    """The training env: the stock env, or the task on the full state with the setup's timing and
+    Δt channel."""
+    if setup.timing is None and not setup.dt_input:
+        return lambda: Monitor(gym.make(setup.env_id))
+    base = _base_name(setup.env_id)
+    return lambda: Monitor(make_task(base, obs="Full", timing=setup.timing, dt_in_obs=setup.dt_input))
+
+
+def train_teacher(config: TeacherConfig, *, progress: bool = True, command: Optional[str] = None) -> TeacherResult:
+    """Train (or resume) the teacher ``config`` describes, save it to ``config.out`` with its card
+    and return it. KeyboardInterrupt leaves the newest checkpoint in place for ``resume``."""
+    setup = resolve(config)
+    run = _RunDirectory(Path(config.run_dir or Path("runs") / "teachers" / Path(config.out).name))
+    latest = run.prepare(setup, resume=config.resume)
+    venv = DummyVecEnv([env_factory(setup)])
+    norm = None
+    if setup.normalize:
+        venv = norm = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=setup.hyperparameters.get("gamma", 0.99))
+    cls = SAC if setup.algo == "sac" else PPO
+    model = cls("MlpPolicy", venv, seed=setup.seed, verbose=0, device="cpu",
+                policy_kwargs=_torch_policy_kwargs(setup.policy_kwargs), **setup.hyperparameters)
+    wall = 0.0
+    if latest is not None:
+        wall = float(load_training_state(model, norm, latest)["info"].get("wall_s", 0.0))
+    # Fresh episodes after a resume, not the ones the run began with.
+    venv.seed(setup.seed + model.num_timesteps)
+    done = model.num_timesteps
+    start = time.time()
+
+    def checkpoint() -> Path:
+        return run.save(model, norm, {"wall_s": wall + time.time() - start})
+
+    if done < setup.steps:
+        callback = _TeacherCallback(setup.steps, config.checkpoint_every, checkpoint, progress)
+        model.learn(total_timesteps=setup.steps - done, callback=callback, reset_num_timesteps=done == 0)
+        checkpoint()
+    wall += time.time() - start
+    return _finish(model, norm, setup, config, wall, command)
+
+
+def _finish(model: Any, norm: Optional[VecNormalize], setup: _Setup, config: TeacherConfig, wall: float,
+            command: Optional[str]) -> TeacherResult:
+    out = Path(config.out)
+    time_input = {"nominal_dt": setup.nominal_dt, "timing": setup.timing} if setup.dt_input else None
+    save_sb3_expert(model, out, env_id=setup.env_id, algo=setup.algo, policy_kwargs=setup.policy_kwargs,
+                    obs_rms=norm.obs_rms if norm is not None else None,
+                    clip_obs=norm.clip_obs if norm is not None else 10.0, time_input=time_input)
+    card: Dict[str, Any] = {"kind": KIND, "env_id": setup.env_id, "algorithm": setup.algo, "steps": setup.steps,
+                            "seed": setup.seed, "hyperparameters": setup.hyperparameters,
+                            "policy_kwargs": setup.policy_kwargs, "normalize_obs": setup.normalize,
+                            "training_timing": setup.timing, "dt_input": setup.dt_input,
+                            "training_time_s": round(wall, 1), "command": command,
+                            "reward_threshold": gym.spec(setup.env_id).reward_threshold}
+    card.update(evaluation_sections(out, setup, config.eval_episodes))
+    atomic_write_text(out / "card.json", json.dumps(card, indent=2) + "\n")
+    return TeacherResult(load_sb3_expert(out), card, out)
+
+
+def evaluation_sections(directory: Path, setup: _Setup, episodes: int) -> Dict[str, Any]:
+    """The card's evaluation: ``evaluation`` (the stock period: mean, std, returns) and, for a
+    teacher trained under a timing or with a Δt input, ``timings`` (Fixed, Jitter, Irregular and
+    steady 0.5x / 2x periods, on the task's evaluation seeds)."""
+    if setup.timing is None and not setup.dt_input:
+        returns = _stock_returns(load_sb3_expert(directory), setup.env_id, episodes)
+        return {"evaluation": {"env_id": setup.env_id, "episodes": episodes, "mean": float(np.mean(returns)),
+                               "std": float(np.std(returns)), "returns": returns}}
+    task = f"{_base_name(setup.env_id)}-Full-Fixed"
+    timings = {"Fixed": "Fixed", "Jitter": "Jitter", "Irregular": "Irregular"}
+    timings.update({name: f"fixed:{factor * setup.nominal_dt:.12g}" for name, factor in STEADY_FACTORS.items()})
+    results = {name: evaluate_expert(directory, task, timing=spec, episodes=episodes) for name, spec in timings.items()}
+    fixed = results["Fixed"]
+    return {"evaluation": {"env_id": setup.env_id, "episodes": episodes, "mean": fixed.mean, "std": fixed.std,
+                           "returns": fixed.returns},
+            "timings": card_entry(results)}
+
+
+def _stock_returns(expert: SB3Expert, env_id: str, episodes: int, seed: int = 10_000) -> list:
+    """Returns of deterministic episodes on the stock env, reset seeds seed, seed + 1, ..."""
+    env = gym.make(env_id)
+    returns = []
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(expert.act(env))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+class _RunDirectory:
+    """``<run>/run.json`` (the resolved settings) and ``<run>/checkpoints/<step>/`` with
+    ``latest.json`` naming the newest complete one; the two newest are kept."""
+
+    keep = 2
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.checkpoints = root / "checkpoints"
+
+    def prepare(self, setup: _Setup, *, resume: bool) -> Optional[Path]:
+        """Record or check the settings; the checkpoint to resume from, or None."""
+        recorded = asdict(setup)
+        settings = self.root / "run.json"
+        latest = self.latest()
+        if settings.is_file() and latest is not None:
+            if not resume:
+                raise ValueError(f"{self.root} already holds a run: pass --resume to continue it, "
+                                 "or choose another --run-dir")
+            before = read_json(settings)
+            # The budget may grow on resume (train on to more steps); nothing else may change.
+            diff = sorted(k for k in recorded if k != "steps" and before.get(k) != json.loads(json.dumps(recorded[k])))
+            if diff:
+                raise ValueError(f"{settings}: the run was started with other settings ({', '.join(diff)}); "
+                                 "resume it with the same ones or choose another --run-dir")
+            atomic_write_text(settings, json.dumps(recorded, indent=2) + "\n")
+            return latest
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(settings, json.dumps(recorded, indent=2) + "\n")
+        return None
+
+    def latest(self) -> Optional[Path]:
+        pointer = self.checkpoints / "latest.json"
+        if not pointer.is_file():
+            return None
+        name = str(read_json(pointer).get("path", ""))
+        path = self.checkpoints / name
+        if not name or Path(name).name != name or not path.is_dir():
+            raise ValueError(f"{pointer} names no checkpoint of this run ({name!r})")
+        return path
+
+    def save(self, model: Any, norm: Optional[VecNormalize], info: Dict[str, Any]) -> Path:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        final = self.checkpoints / f"{int(model.num_timesteps):010d}"
+        with atomic_directory(final) as tmp:
+            save_training_state(model, norm, tmp, info)
+        atomic_write_text(self.checkpoints / "latest.json", json.dumps({"path": final.name}) + "\n")
+        for old in sorted(p for p in self.checkpoints.iterdir() if p.is_dir() and not p.name.startswith("."))[:-self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+
+class _TeacherCallback(BaseCallback):
+    """Checkpoints every ``every`` steps (between an update and the next rollout, where the
+    state is whole) and shows a progress bar with the recent episode return."""
+
+    def __init__(self, total: int, every: int, checkpoint: Callable[[], Path], progress: bool) -> None:
+        super().__init__()
+        self.total, self.every, self.checkpoint, self.progress = total, every, checkpoint, progress
+        self.bar: Optional[tqdm] = None
+        self.last_saved = 0
+
+    def _on_training_start(self) -> None:
+        self.last_saved = self.model.num_timesteps
+        if self.progress:
+            self.bar = tqdm(total=self.total, initial=self.model.num_timesteps, unit="step", desc="teacher")
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps - self.last_saved >= self.every:
+            self.checkpoint()
+            self.last_saved = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.training_env.num_envs)
+            if self.model.ep_info_buffer:
+                recent = [info["r"] for info in list(self.model.ep_info_buffer)[-20:]]
+                self.bar.set_postfix(ret=f"{np.mean(recent):.0f}", refresh=False)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

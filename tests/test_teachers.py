@@ -1,0 +1,112 @@
+"""Teachers: SB3 agents on a task's full state with Δt as an input, trained under a period
+distribution, resumable from checkpoints that hold the whole training state (no pickles)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cfc_control.experts import make_expert
+from cfc_control.experts.train import main
+from cfc_control.tasks import make_env
+from cfc_control.training.teachers import TeacherConfig, train_teacher
+
+TINY = {"policy_kwargs": {"net_arch": [16, 16]}}
+
+
+def _config(tmp_path, algo, steps, **kw):
+    overrides = dict(TINY, **({"learning_starts": 64, "buffer_size": 2000} if algo == "sac" else
+                              {"n_steps": 64, "batch_size": 32, "n_epochs": 2}))
+    return TeacherConfig(env="InvertedPendulum", algo=algo, steps=steps, timing="Irregular+drop:0.1", dt_input=True,
+                         overrides=overrides, out=str(tmp_path / f"{algo}-expert"), run_dir=str(tmp_path / f"{algo}-run"),
+                         checkpoint_every=64, eval_episodes=2, **kw)
+
+
+def test_a_teacher_with_a_time_input_reads_the_period_that_just_elapsed(tmp_path):
+    result = train_teacher(_config(tmp_path, "ppo", 128), progress=False)
+    config = json.loads((result.directory / "config.json").read_text())
+    assert config["dt_input"] and config["nominal_dt"] == 0.04 and config["timing"] == "loguniform:0.02,0.08+drop:0.1"
+    assert config["observation_size"] == 5  # the stock 4 and Δt
+    env = make_env("InvertedPendulum-Pos-Irregular")  # the student's task: the teacher reads the full state
+    expert = make_expert(result.directory, env)
+    env.reset(seed=3)
+    for _ in range(5):
+        stock = env.unwrapped._get_obs()
+        dt = env.get_wrapper_attr("last_dt")
+        obs = np.append(stock, dt / 0.04)
+        norm = config["obs_normalization"]
+        x = np.clip((obs - norm["mean"]) / np.sqrt(np.asarray(norm["var"]) + norm["epsilon"]), -norm["clip"], norm["clip"])
+        with torch.no_grad():
+            want = expert.policy.predict(x.astype(np.float32), deterministic=True)[0]
+        np.testing.assert_allclose(expert.act(env), want, atol=1e-6)
+        env.step(expert.act(env))
+    card = json.loads((result.directory / "card.json").read_text())
+    assert set(card["timings"]) == {"Fixed", "Jitter", "Irregular", "0.5x", "2x"}
+    assert card["timings"]["0.5x"]["timing_spec"] == "fixed:0.02" and card["training_timing"] == config["timing"]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_resume_restores_the_whole_training_state(tmp_path, algo):
+    config = _config(tmp_path, algo, 128)
+    train_teacher(config, progress=False)
+    checkpoints = tmp_path / f"{algo}-run" / "checkpoints"
+    latest = checkpoints / json.loads((checkpoints / "latest.json").read_text())["path"]
+    assert latest.name == "0000000128"
+    assert not any(p.suffix in (".pkl", ".zip", ".pickle") for p in latest.iterdir())
+    if algo == "sac":
+        with np.load(latest / "replay.npz", allow_pickle=False) as replay:
+            assert replay["observations"].shape == (128, 1, 5) and int(replay["pos"]) == 128
+
+    # Resuming to a longer budget restores the state saved at step 128, then trains on.
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from cfc_control.training.sb3_state import load_training_state
+    from cfc_control.training.teachers import env_factory, resolve
+    from cfc_control.experts.sb3 import _torch_policy_kwargs
+
+    setup = resolve(config)
+    venv = DummyVecEnv([env_factory(setup)])
+    norm = VecNormalize(venv, gamma=setup.hyperparameters.get("gamma", 0.99)) if setup.normalize else None
+    cls = PPO if algo == "ppo" else SAC
+    fresh = cls("MlpPolicy", norm or venv, seed=5, device="cpu", policy_kwargs=_torch_policy_kwargs(setup.policy_kwargs),
+                **setup.hyperparameters)
+    progress = load_training_state(fresh, norm, latest)
+    assert progress["num_timesteps"] == fresh.num_timesteps == 128
+    from safetensors.torch import load_file
+
+    for key, value in load_file(str(latest / "policy.safetensors")).items():
+        assert torch.equal(fresh.policy.state_dict()[key], value), key
+    if norm is not None:
+        assert norm.obs_rms.count > 100
+    else:
+        assert fresh.replay_buffer.pos == 128
+
+    resumed = train_teacher(_config(tmp_path, algo, 256, resume=True), progress=False)
+    latest = checkpoints / json.loads((checkpoints / "latest.json").read_text())["path"]
+    assert latest.name == "0000000256" and resumed.card["steps"] == 256
+    assert len([p for p in checkpoints.iterdir() if p.is_dir()]) <= 2
+
+
+def test_a_run_directory_is_not_overwritten_or_resumed_with_other_settings(tmp_path, capsys):
+    train_teacher(_config(tmp_path, "ppo", 64), progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        train_teacher(_config(tmp_path, "ppo", 64), progress=False)
+    other = _config(tmp_path, "ppo", 64, resume=True, seed=1)
+    with pytest.raises(ValueError, match="seed"):
+        train_teacher(other, progress=False)
+    args = ["--env", "InvertedPendulum", "--algo", "ppo", "--steps", "64", "--out", str(tmp_path / "ppo-expert"),
+            "--run-dir", str(tmp_path / "ppo-run"), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err and "Traceback" not in err
+
+
+def test_teacher_config_mistakes_are_named(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown env 'Hoper'"):
+        train_teacher(TeacherConfig(env="Hoper", out=str(tmp_path / "x")), progress=False)
+    with pytest.raises(ValueError, match="timing spec"):
+        train_teacher(TeacherConfig(env="Hopper", out=str(tmp_path / "x"), timing="Irregullar"), progress=False)
+    assert main(["--env", "Hopper", "--set", "nokey", "--out", str(tmp_path / "y")]) == 2
+    assert "key=value" in capsys.readouterr().err
