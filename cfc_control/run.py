@@ -25,7 +25,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfc_control.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory")
     parser.add_argument("--env", default=None, help="task (default: the policy's)")
-    parser.add_argument("--rate", type=float, required=True, help="control rate in Hz")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="control rate in Hz (default: the policy's nominal rate, 1 / nominal period)")
     parser.add_argument("--duration", type=float, default=10.0, help="wall-clock seconds (default %(default)s)")
     parser.add_argument("--connect", default=None, help="control node address (default: in-process)")
     parser.add_argument("--robot", default=f"run-{os.getpid()}", help="robot id at the node")
@@ -46,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         runner = PolicyRunner.load(args.policy)
+        args.rate = check_rate(args.rate, runner)
         task = args.env or runner.task
         if not task:
             raise ValueError("the policy names no task; pass --env")
@@ -65,6 +67,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
+
+
+def check_rate(rate: Optional[float], runner) -> float:
+    """The loop's rate: ``rate`` (Hz) if given, else the policy's nominal one. A rate whose period
+    lies outside the periods the policy was trained for is warned of once, on stderr."""
+    if rate is None:
+        return 1.0 / runner.nominal_dt
+    if not (rate > 0 and rate < float("inf")):
+        raise ValueError(f"--rate must be a positive number of Hz, got {rate!r}")
+    trained = runner.trained_periods
+    if trained is not None and not trained.contains(1.0 / rate):
+        low, high = 1.0 / trained.high, 1.0 / trained.low
+        print(f"warning: {trained.message(1.0 / rate, what='the period 1 / --rate')} "
+              f"(rates {low:.4g}-{high:.4g} Hz)", file=sys.stderr)
+        runner.period_warning_given()
+    return float(rate)
 
 
 if __name__ == "__main__":

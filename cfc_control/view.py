@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         save_wiring_plot,
         write_video,
     )
+    from cfc_control.policies.periods import warn_if_env_outside
     from cfc_control.viewer.scene import TRACKING_CAMERA, has_camera
 
     directory = resolve_policy_dir(args.policy)
@@ -117,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
             render = dict(render_mode="rgb_array", width=args.width, height=args.height,
                           camera_name=args.camera or TRACKING_CAMERA)
         env = make_env(env_id, timing=args.timing, obs=args.obs, **render)
+        warn_if_env_outside(policy.trained_periods(), env)
         try:
             if args.out:
                 if args.camera is not None and not has_camera(env, args.camera):
@@ -146,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.wiring}")
     if args.live:
         env = make_env(env_id, timing=args.timing, obs=args.obs)
+        warn_if_env_outside(policy.trained_periods(), env)
         try:
             result = run_live(policy, env, seed=args.seed, max_steps=args.max_steps, log=print)
         finally:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from cfc_control.models.base import RecurrentModel, State, map_state
 from cfc_control.policies.normalization import ObsNormalizer
+from cfc_control.policies.periods import TrainedPeriods, task_periods
 
 
 @dataclass
@@ -32,6 +33,8 @@ class TimeInput:
     nominal_dt: float
     dt_min: float
     dt_max: float
+    # The periods of the training distribution (None: not recorded; see policies.periods).
+    trained: Optional[TrainedPeriods] = None
 
     def __post_init__(self) -> None:
         if not (0 < self.dt_min <= self.nominal_dt <= self.dt_max):
@@ -47,12 +50,16 @@ class TimeInput:
         return cls(float(nominal_dt), low * float(nominal_dt), high * float(nominal_dt))
 
     def to_config(self) -> Dict[str, Any]:
-        return {"nominal_dt": self.nominal_dt, "dt_min": self.dt_min, "dt_max": self.dt_max,
-                "model_time": "dt / nominal_dt"}
+        cfg = {"nominal_dt": self.nominal_dt, "dt_min": self.dt_min, "dt_max": self.dt_max,
+               "model_time": "dt / nominal_dt"}
+        if self.trained is not None:
+            cfg["trained"] = self.trained.to_config()
+        return cfg
 
     @classmethod
     def from_config(cls, cfg: Dict[str, Any]) -> "TimeInput":
-        return cls(float(cfg["nominal_dt"]), float(cfg["dt_min"]), float(cfg["dt_max"]))
+        trained = TrainedPeriods.from_config(cfg["trained"]) if cfg.get("trained") is not None else None
+        return cls(float(cfg["nominal_dt"]), float(cfg["dt_min"]), float(cfg["dt_max"]), trained)
 
 
 @dataclass
@@ -142,6 +149,11 @@ class RecurrentPolicy(nn.Module):
         self.obs_mean.copy_(torch.as_tensor(normalizer.mean))
         self.obs_std.copy_(torch.as_tensor(normalizer.std + normalizer.eps))
         self.obs_clip = float(normalizer.clip)
+
+    def trained_periods(self) -> Optional[TrainedPeriods]:
+        """The periods this policy was trained under: recorded in its time input, else those of
+        the registered task it names, else None."""
+        return self.time_input.trained or task_periods(self.task, self.time_input.nominal_dt)
 
     def initial_state(self, batch_size: int) -> State:
         return self.model.initial_state(batch_size, self.obs_mean.device, self.obs_mean.dtype)

@@ -126,6 +126,8 @@ class PolicyRunner:
         self.stats = RunnerStats()
         self.last_error: Optional[Exception] = None
         self._warned = {"low": False, "high": False}
+        self.trained_periods = policy.trained_periods()
+        self._watch_periods = self.trained_periods is not None  # until the one warning
         self._last_action = np.tile(self._center, (self.batch_size, 1))
         self._last_ts = np.full(self.batch_size, np.nan)
         self._dt = np.empty(self.batch_size)
@@ -262,6 +264,8 @@ class PolicyRunner:
                 error = error or BadInputError(f"dt must be finite and > 0 s, got {d!r}", (0,))
         if error is not None:
             return self._refuse(error, o.ndim == 1, "bad_input")
+        if self._watch_periods and not self.trained_periods.contains(d):
+            self._outside_training(d, d)
         if d < self.dt_min:
             self._clamped("low", d, 1)
             d = self.dt_min
@@ -327,6 +331,10 @@ class PolicyRunner:
             self.stats.bad_input += int(bad.sum())
             o = np.where(bad[:, None], 0.0, o)  # keep NaN out of the kernel; those rows are held
             d[bad] = self.nominal_dt
+        if self._watch_periods:
+            shortest, longest = float(d.min()), float(d.max())
+            if not self.trained_periods.contains(shortest, longest):
+                self._outside_training(shortest, longest)
         low, high = d < self.dt_min, d > self.dt_max
         if low.any():
             self._clamped("low", float(d[low].min()), int(low.sum()))
@@ -390,6 +398,15 @@ class PolicyRunner:
             if s.size:
                 bad |= ~np.isfinite(s).all(axis=1)
         return bad if bad.any() else None
+
+    def period_warning_given(self) -> None:
+        """The caller has warned that the periods it will use lie outside the policy's trained
+        ones (``run --rate``): the runner does not warn of it again."""
+        self._watch_periods = False
+
+    def _outside_training(self, shortest: float, longest: float) -> None:
+        self._watch_periods = False
+        self.trained_periods.warn_if_outside(shortest, longest, stacklevel=5)
 
     def _clamped(self, kind: str, value: float, count: int) -> None:
         if kind == "low":

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from cfc_control.policies import RecurrentPolicy, check_spaces, load_policy, resolve_policy_dir
+from cfc_control.policies.periods import warn_if_env_outside
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training.rollout import run_episodes
 
@@ -69,6 +70,7 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
     try:
         check_spaces(policy.n_obs, policy.n_act, probe.observation_space, probe.action_space,
                      what=f"{task} (obs={obs or 'as registered'})", hint="pick the matching task or --obs")
+        warn_if_env_outside(policy.trained_periods(), probe)
         spec = probe.get_wrapper_attr("timing")
     finally:
         probe.close()

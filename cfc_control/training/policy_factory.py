@@ -10,6 +10,7 @@ import numpy as np
 from cfc_control.models.registry import make
 from cfc_control.tasks import env_nominal_dt
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
+from cfc_control.policies.periods import TrainedPeriods
 
 
 def make_policy(model_name: str, env: Any, *, task: Optional[str] = None,
@@ -22,5 +23,16 @@ def make_policy(model_name: str, env: Any, *, task: Optional[str] = None,
     n_obs, n_act = int(obs_space.shape[0]), int(act_space.shape[0])
     model = make(model_name, n_obs, n_act, **model_kw)
     actions = ActionMapping(np.asarray(act_space.low), np.asarray(act_space.high))
-    return RecurrentPolicy(model, normalizer or ObsNormalizer.identity(n_obs), actions,
-                           TimeInput.around(env_nominal_dt(env)), task=task, model_name=model_name)
+    time_input = TimeInput.around(env_nominal_dt(env))
+    time_input.trained = env_trained_periods(env)
+    return RecurrentPolicy(model, normalizer or ObsNormalizer.identity(n_obs), actions, time_input, task=task,
+                           model_name=model_name)
+
+
+def env_trained_periods(env: Any) -> Optional[TrainedPeriods]:
+    """The periods a policy trained on ``env`` meets: its timing model's (None for an env
+    without one)."""
+    try:
+        return TrainedPeriods.of(env.get_wrapper_attr("timing_model"))
+    except AttributeError:
+        return None

@@ -55,7 +55,8 @@ from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, 
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
 from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
-from cfc_control.training.ppo.vec_env import StepProgressBar, vec_env_nominal_dt, make_task_vec_env
+from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env, vec_env_nominal_dt,
+                                             vec_env_trained_periods)
 
 PolicySpec = Union[str, RecurrentPolicy, ActorCritic]
 
@@ -153,8 +154,10 @@ class SequencePPO(OnPolicyAlgorithm):
                       if self.config.normalize_obs else ObsNormalizer.identity(n_obs))
         model = make(model_name, n_obs, n_act, **self.model_kw)
         shrink_output_layer(model, self.config.actor_output_scale)
+        time_input = TimeInput.around(vec_env_nominal_dt(self.env))
+        time_input.trained = vec_env_trained_periods(self.env)
         return RecurrentPolicy(model, normalizer, ActionMapping(self.action_space.low, self.action_space.high),
-                               TimeInput.around(vec_env_nominal_dt(self.env)), task=self.task, model_name=model_name)
+                               time_input, task=self.task, model_name=model_name)
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         if progress_bar:

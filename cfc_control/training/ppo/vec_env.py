@@ -18,6 +18,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from tqdm import tqdm
 
+from cfc_control.policies.periods import TrainedPeriods
 from cfc_control.tasks import make_env
 
 
@@ -46,6 +47,14 @@ def vec_env_nominal_dt(env: VecEnv) -> float:
             continue
     raise ValueError("the env has neither a nominal_dt (a cfc_control task) nor a dt attribute; "
                      "pass nominal_dt explicitly")
+
+
+def vec_env_trained_periods(env: VecEnv) -> Optional[TrainedPeriods]:
+    """The periods a policy trained on a VecEnv's envs meets: their timing model's, or None."""
+    try:
+        return TrainedPeriods.of(env.get_attr("timing_model", indices=[0])[0])
+    except AttributeError:
+        return None
 
 
 def reward_normalizer_state(env: Optional[VecEnv]) -> Optional[Dict[str, Any]]:
