@@ -72,6 +72,7 @@ def model_step(policy: RecurrentPolicy, dtype: str = "float64") -> ModelStep:
     p_mean, p_std = wts.add("obs_mean", mean), wts.add("obs_std", std)
     p_clip = wts.add("obs_clip", np.array([float(policy.obs_clip)]))
     p_center, p_half = wts.add("act_center", _vec(policy.act_center)), wts.add("act_half", _vec(policy.act_half))
+    p_low, p_high = wts.add("act_low", policy.action_mapping.low), wts.add("act_high", policy.action_mapping.high)
     body = CELLS[desc.kind](desc, em)
     S = int(sum(desc.state_sizes))
     step = f"""\
@@ -90,9 +91,10 @@ static void model_step(const real *restrict w, const real *restrict x, real t, c
     {{
 {_indent(body, 8)}
     }}
-    for (j = 0; j < N_ACT; ++j) {{ /* center + half * clip(y, -1, 1) */
+    for (j = 0; j < N_ACT; ++j) {{ /* center + half * clip(y, -1, 1), kept inside [low, high] in rounding too */
         const real v = y[j] < -1 ? (real)-1 : (y[j] > 1 ? (real)1 : y[j]);
-        action[j] = {p_center}[j] + {p_half}[j] * v;
+        const real a = {p_center}[j] + {p_half}[j] * v;
+        action[j] = a < {p_low}[j] ? {p_low}[j] : (a > {p_high}[j] ? {p_high}[j] : a);
     }}
 }}
 """
@@ -197,6 +199,9 @@ static const real weights[{max(step.emitter.weights.size, 1)}] = {{
     {c_array(blob, dtype)}
 }};
 
+const real {name}_action_low[N_ACT] = {{ {c_array(policy.action_mapping.low, dtype, 1000)} }};
+const real {name}_action_high[N_ACT] = {{ {c_array(policy.action_mapping.high, dtype, 1000)} }};
+
 static const double nominal_dt = {c_number(tin.nominal_dt, "float64")};
 static const double dt_min = {c_number(tin.dt_min, "float64")};
 static const double dt_max = {c_number(tin.dt_max, "float64")};
@@ -286,6 +291,10 @@ void {name}_reset({name}_state *state);
 int {name}_step({name}_state *state, const {name}_real obs[{up}_N_OBS], double dt_seconds,
                 {name}_real action[{up}_N_ACT]);
 const char *{name}_status_text(int status);
+
+/* The action bounds (every action lies in [low, high]). */
+extern const {name}_real {name}_action_low[{up}_N_ACT];
+extern const {name}_real {name}_action_high[{up}_N_ACT];
 
 #ifdef __cplusplus
 }}
