@@ -71,8 +71,10 @@ def model_step(policy: RecurrentPolicy, dtype: str = "float64") -> ModelStep:
     mean, std = _vec(policy.obs_mean), _vec(policy.obs_std)
     p_mean, p_std = wts.add("obs_mean", mean), wts.add("obs_std", std)
     p_clip = wts.add("obs_clip", np.array([float(policy.obs_clip)]))
-    p_center, p_half = wts.add("act_center", _vec(policy.act_center)), wts.add("act_half", _vec(policy.act_half))
-    p_low, p_high = wts.add("act_low", policy.action_mapping.low), wts.add("act_high", policy.action_mapping.high)
+    center, half = _vec(policy.act_center), _vec(policy.act_half)
+    p_center, p_half = wts.add("act_center", center), wts.add("act_half", half)
+    # The bounds as the torch policy reaches them (its float32 center and half range), as numpy's.
+    p_low, p_high = wts.add("act_low", center - half), wts.add("act_high", center + half)
     body = CELLS[desc.kind](desc, em)
     S = int(sum(desc.state_sizes))
     step = f"""\
@@ -84,6 +86,7 @@ static void model_step(const real *restrict w, const real *restrict x, real t, c
 {wts.pointers()}
     real z[N_OBS], y[N_ACT];
     int j;
+    (void)t; /* a model without a time input (gru with time_input=False) */
     for (j = 0; j < N_OBS; ++j) {{ /* normalise and clip */
         const real v = (x[j] - {p_mean}[j]) / {p_std}[j];
         z[j] = v < -{p_clip}[0] ? -{p_clip}[0] : (v > {p_clip}[0] ? {p_clip}[0] : v);
@@ -199,8 +202,8 @@ static const real weights[{max(step.emitter.weights.size, 1)}] = {{
     {c_array(blob, dtype)}
 }};
 
-const real {name}_action_low[N_ACT] = {{ {c_array(policy.action_mapping.low, dtype, 1000)} }};
-const real {name}_action_high[N_ACT] = {{ {c_array(policy.action_mapping.high, dtype, 1000)} }};
+const real {name}_action_low[N_ACT] = {{ {c_array(_vec(policy.act_center) - _vec(policy.act_half), dtype, 1000)} }};
+const real {name}_action_high[N_ACT] = {{ {c_array(_vec(policy.act_center) + _vec(policy.act_half), dtype, 1000)} }};
 
 static const double nominal_dt = {c_number(tin.nominal_dt, "float64")};
 static const double dt_min = {c_number(tin.dt_min, "float64")};
