@@ -289,8 +289,8 @@ def test_library_is_cached_by_architecture_and_checked(make_policy, tmp_path, mo
     sizes = (step.n_obs, step.n_act, step.state_size, step.emitter.weights.size, 4)
     from cfc_control.runtime.c_export import build
 
-    key = build.build_key(source, build.find_compiler(), build.BASE_FLAGS + (
-        [build.NATIVE_FLAG] if build._native_ok(tuple(build.find_compiler())) else []))
+    flags, link = build.compile_flags(build.find_compiler())
+    key = build.build_key(source, build.find_compiler(), flags + link)
     shutil.copy(libs[0], tmp_path / "c" / f"{key}.so")
     with pytest.raises(CBuildError, match="another source"):
         load_library(source, sizes)
