@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from cfc_control.policies.policy import RecurrentPolicy
+from cfc_control.runtime.inputs import all_finite
 
 Time = Union[float, np.ndarray]  # model time Δt / nominal: a number, or (B, 1) per row
 
@@ -128,6 +129,11 @@ class Kernel:
         non-finite. The result is an internal buffer, overwritten by the next step. The new state
         is pending until :meth:`commit`."""
         raise NotImplementedError
+
+    def result_finite(self, y: np.ndarray) -> bool:
+        """Whether the last step's output ``y`` and the pending state are all finite (a kernel
+        that knows it already, as the C one does, answers without looking again)."""
+        return all_finite(y) and all(all_finite(s) for s in self.pending)
 
     # -- state ---------------------------------------------------------------------------------
     @property

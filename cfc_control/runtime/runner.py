@@ -271,7 +271,7 @@ class PolicyRunner:
             self._clamped("high", d, 1)
             d = self.dt_max
         y = self._kernel.step(flat, d * self._inv_nominal)
-        if not (all_finite(y) and self._pending_finite()):
+        if not self._kernel.result_finite(y):
             return self._refuse(
                 NonFiniteOutputError("the model produced a non-finite action or state; the state was not updated"),
                 o.ndim == 1, "non_finite_output",

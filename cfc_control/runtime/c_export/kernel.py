@@ -36,7 +36,7 @@ class CProgram:
         sizes = (step.n_obs, step.n_act, step.state_size, step.emitter.weights.size, self.weights.itemsize)
         self.library = load_library(source, sizes)
         self.step_batch = self.library.cfc_step_batch
-        self.step_batch.restype = None
+        self.step_batch.restype = ctypes.c_int
         self.time_steps = self.library.cfc_time_steps
         self.time_steps.restype = None
 
@@ -69,7 +69,8 @@ class CKernel(Kernel):
             common + (_ptr(self._buf[s]), _ptr(self._obs), _ptr(self._t), _ptr(self._buf[1 - s]), _ptr(self._y))
             for s in (0, 1)
         ]
-        self._call: Callable[..., None] = p.step_batch
+        self._call: Callable[..., int] = p.step_batch
+        self._bad_rows = 0
 
     def step(self, obs: np.ndarray, t: Time) -> np.ndarray:
         np.copyto(self._obs_in, obs, casting="unsafe")  # unsafe: int observations are accepted too
@@ -77,8 +78,11 @@ class CKernel(Kernel):
             self._t[0] = t if not isinstance(t, np.ndarray) else t.reshape(-1)[0]
         else:
             self._t_in[...] = t
-        self._call(*self._args[self._cur])
+        self._bad_rows = self._call(*self._args[self._cur])
         return self.y
+
+    def result_finite(self, y: np.ndarray) -> bool:
+        return self._bad_rows == 0  # counted in C by the step itself
 
 
 def time_bare_steps(program: CProgram, obs: np.ndarray, t: float, n: int) -> np.ndarray:

@@ -144,18 +144,26 @@ typedef {ctype} real;
 /* batch rows, each: obs (N_OBS), model time t[b], state s (STATE_SIZE) -> s_new, action (N_ACT).
    The observation comes as double (what a control loop measures) and is limited to +-1e30 before
    the cast to real: any larger value normalises to the clip bound anyway, and a float cast of it
-   would overflow. */
-void cfc_step_batch(const real *w, int batch, const real *s, const double *obs, const real *t, real *s_new,
-                    real *action)
+   would overflow. Returns the number of rows whose action or new state has a non-finite value. */
+int cfc_step_batch(const real *w, int batch, const real *s, const double *obs, const real *t, real *s_new,
+                   real *action)
 {{
-    int b, j;
+    int b, j, bad = 0;
     real x[N_OBS];
     for (b = 0; b < batch; ++b) {{
         const double *row = obs + (long)b * N_OBS;
+        real *s_row = s_new + (long)b * STATE_SIZE, *a_row = action + (long)b * N_ACT;
+        int finite = 1;
         for (j = 0; j < N_OBS; ++j)
             x[j] = (real)(row[j] > 1e30 ? 1e30 : (row[j] < -1e30 ? -1e30 : row[j]));
-        model_step(w, x, t[b], s + (long)b * STATE_SIZE, s_new + (long)b * STATE_SIZE, action + (long)b * N_ACT);
+        model_step(w, x, t[b], s + (long)b * STATE_SIZE, s_row, a_row);
+        for (j = 0; j < N_ACT; ++j)
+            finite &= isfinite(a_row[j]) != 0;
+        for (j = 0; j < STATE_SIZE; ++j)
+            finite &= isfinite(s_row[j]) != 0;
+        bad += !finite;
     }}
+    return bad;
 }}
 
 /* n steps of one row at model time t, state alternating between s_a and s_b; each step's wall
