@@ -328,3 +328,14 @@ def test_bare_step_timing_runs_in_c(make_policy):
     program = CProgram(make_policy("cfc", units=8, backbone_units=8), "float32")
     ns = time_bare_steps(program, np.zeros(4), 1.0, 200)
     assert ns.shape == (200,) and (ns > 0).all()
+
+
+def test_an_unwritable_cache_falls_back_or_says_so(make_policy, tmp_path, monkeypatch):
+    policy = make_policy("cfc", units=5, backbone_units=3)  # a shape no other test builds
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("CFC_CONTROL_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    monkeypatch.setattr(backend_module, "_warned", False)
+    with pytest.raises(ValueError, match="CFC_CONTROL_CACHE_DIR"):
+        PolicyRunner(policy, backend="c")
+    with pytest.warns(backend_module.CBackendWarning, match="cannot build"):
+        assert PolicyRunner(policy).backend == "numpy"

@@ -157,7 +157,11 @@ def load_library(source: str, sizes: Tuple[int, ...]) -> ctypes.CDLL:
         if lib is None:
             path = cache_dir() / "c" / f"{key}.so"
             if not path.exists():
-                _build(source, cc, flags, libs, key, path)
+                try:
+                    _build(source, cc, flags, libs, key, path)
+                except (OSError, subprocess.SubprocessError) as err:  # a read-only cache, a hung compiler
+                    raise CBuildError(f"cannot build the C library in {path.parent} ({err}); set "
+                                      "CFC_CONTROL_CACHE_DIR to a writable directory") from err
             try:
                 lib = ctypes.CDLL(str(path))
             except OSError as err:
