@@ -8,7 +8,6 @@ import ctypes
 import math
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -142,12 +141,11 @@ def test_c_backend_equals_the_numpy_runner(make_policy, name, kw):
         np.testing.assert_allclose(got32, want, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,kw", KINDS, ids=IDS)
-def test_exported_files_compile_strictly(make_policy, tmp_path, name, kw, dtype):
-    header, source = export_c(make_policy(name, n_obs=5, n_act=3, **kw), tmp_path, "pol", dtype)
-    r = subprocess.run(["cc", *STRICT, "-O1", "-c", str(source), "-o", str(tmp_path / "pol.o")],
-                       capture_output=True, text=True)
+def test_exported_files_compile_strictly(make_policy, tmp_path, name, kw):
+    policy = make_policy(name, n_obs=5, n_act=3, **kw)
+    sources = [str(export_c(policy, tmp_path / dtype, "pol", dtype)[1]) for dtype in ("float64", "float32")]
+    r = subprocess.run(["cc", *STRICT, "-O1", "-c", *sources], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
 
 
@@ -227,16 +225,17 @@ def test_a_task_string_cannot_reach_the_c_source(make_policy):
     assert "/etc/passwd\"" not in files["pol.h"] and "#include \"/etc" not in files["pol.h"]
 
 
-def test_export_cli(make_policy, tmp_path):
+def test_export_cli(make_policy, tmp_path, capsys):
+    from cfc_control.export import main
+
     make_policy("ncp", units=12, directory=tmp_path / "p")
     out = tmp_path / "c"
-    r = subprocess.run([sys.executable, "-m", "cfc_control.export", str(tmp_path / "p"), "--format", "c", "--out",
-                        str(out), "--name", "robot", "--dtype", "float32"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
+    assert main([str(tmp_path / "p"), "--format", "c", "--out", str(out), "--name", "robot", "--dtype", "float32"]) == 0
+    assert "robot_step(&state, obs, dt_seconds, action)" in capsys.readouterr().out
     assert (out / "robot.h").exists() and "typedef float robot_real;" in (out / "robot.h").read_text()
-    r = subprocess.run([sys.executable, "-m", "cfc_control.export", str(tmp_path / "p"), "--format", "c", "--out",
-                        str(out), "--name", "no-dash"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "C identifier" in r.stderr
+    assert main([str(tmp_path / "p"), "--format", "c", "--out", str(out), "--name", "no-dash"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "C identifier" in err
 
 
 def _build_example(policy, tmp_path, flags, dtype="float64"):
