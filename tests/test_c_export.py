@@ -130,8 +130,10 @@ def test_c_backend_equals_the_numpy_runner(make_policy, name, kw):
                 ref = PolicyRunner(policy, batch, on_bad_input="hold", backend="numpy", dtype="float64")
                 want = _run(ref, obs, dt, resets)
                 assert c64.stats.as_dict() == ref.stats.as_dict()
+                assert len(c64.get_state().model_state) == len(ref.get_state().model_state)
                 for mine, theirs in zip(c64.get_state().model_state, ref.get_state().model_state):
                     np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-9)
+                ref.set_state(c64.get_state())  # snapshots move between backends
             elif batch == 1:  # the MLP with elu has no numpy kernel: the float64 torch policy
                 want = _torch64_actions(policy, obs, dt, resets)
             else:

@@ -56,7 +56,7 @@ class CKernel(Kernel):
         dt = np.dtype(program.dtype)
         self.n_obs, self.n_act = p.n_obs, p.n_act
         self._buf = [np.zeros((B, max(S, 1)), dt) for _ in range(2)]
-        offsets = np.cumsum((0,) + p.state_sizes)
+        offsets = np.cumsum((0,) + (p.state_sizes or (0,)))  # the MLP: one (B, 0) state, as torch's
         self._states = [tuple(buf[:, lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:])) for buf in self._buf]
         self._obs = np.zeros((B, p.n_obs))  # float64: the library limits and casts it
         self._t = np.ones(B, dt)
