@@ -117,10 +117,6 @@ class Emitter:
         suffix = "f" if dtype == "float32" else ""
         self.fn = {name: name + suffix for name in ("exp", "tanh", "erf", "expm1", "fabs")}
 
-    def math(self, text: str) -> str:
-        """``text`` with {exp}, {tanh}, ... replaced by the dtype's functions."""
-        return text.format(**self.fn)
-
     def need(self, helper: str) -> None:
         self.used.add(helper)
 
