@@ -47,12 +47,6 @@ KINDS = [
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(KINDS)]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    # One cache for the whole module: the libraries depend on the architecture only.
-    monkeypatch.setenv("CFC_CONTROL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "c-cache"))
-
-
 def _has_numpy_kernel(policy):
     try:
         PolicyRunner(policy, backend="numpy")
