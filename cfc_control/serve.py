@@ -23,7 +23,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint to bind (default %(default)s)")
     parser.add_argument("--max-robots", type=int, default=256)
     parser.add_argument("--max-message-bytes", type=int, default=64 * 1024)
-    parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "torch"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "c", "numpy", "torch"))
     args = parser.parse_args(argv)
 
     import zmq

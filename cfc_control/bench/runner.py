@@ -1,18 +1,25 @@
-"""Runner latency (issue 6, "Fast"): ``python -m cfc_control.bench runner [--quick]``.
+"""Runner latency (issue 6, "Fast"; issue 14, the C step): ``python -m cfc_control.bench runner
+[--quick]``.
 
 One step at batch 1 and batch 64, p50/p99/max in microseconds, one thread (torch and numpy's
 OpenBLAS both limited to one), in one run:
 
 * a 64-unit CfC policy and a 64-neuron NCP policy (17 observations, 6 actions): our
-  :class:`PolicyRunner` (the whole step: input checks, normalisation, model, action mapping,
-  output checks), and the raw torch model's ``step`` (no normalisation or mapping) under
+  :class:`PolicyRunner` with the numpy and the C backend (the whole step: input checks,
+  normalisation, model, action mapping, output checks), the bare C step timed inside C (no Python
+  between steps), and the raw torch model's ``step`` (no normalisation or mapping) under
   ``torch.inference_mode``;
+* the shipped 64-unit CfC and 64-neuron NCP Hopper policies (policies/*-ppo-hopper-pos-jitter):
+  the runner with each backend and the bare C step;
+* the same CfC policy exported to ONNX, stepped by onnxruntime (state fed back), and ncps 1.0.1's
+  ``CfC`` layer stepped one step (where installed);
 * sb3-contrib's RecurrentPPO ``predict`` for a policy of the same size (its default
   MlpLstmPolicy with a 64-unit LSTM) on a dummy Box env of the same sizes.
 
-Ratios are against RecurrentPPO at the same batch size. The goal (issue 6): at batch 1, p50 <= 25
-us and p99 <= 60 us for the CfC, twice that for the NCP. The machine's load average is printed:
-other processes on the same cores show up in p99 and max.
+Ratios are against RecurrentPPO at the same batch size. Goals: issue 6, at batch 1, p50 <= 25 us
+and p99 <= 60 us for the CfC runner, twice that for the NCP; issue 14, for the shipped CfC, the
+bare C step p50 <= 2 us and the C runner p50 <= 5 us, p99 <= 15 us, the NCP within twice that.
+The machine's load average is printed: other processes on the same cores show up in p99 and max.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ import argparse
 import ctypes
 import gc
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
@@ -32,6 +41,9 @@ import torch
 N_OBS, N_ACT, UNITS = 17, 6, 64
 NOMINAL = 0.05
 GOALS = {"cfc": (25.0, 60.0), "ncp": (50.0, 120.0)}  # batch-1 runner p50, p99 (us)
+SHIPPED = {"cfc": "cfc-ppo-hopper-pos-jitter", "ncp": "ncp-ppo-hopper-pos-jitter"}
+# issue 14, the shipped policies at batch 1: bare C step p50; C runner p50, p99 (us)
+C_GOALS = {"cfc": (2.0, 5.0, 15.0), "ncp": (4.0, 10.0, 30.0)}
 
 
 @dataclass
@@ -94,14 +106,11 @@ def _policy(name: str):
 
 
 def bench_policy(name: str, batch: int, reps: int) -> List[Row]:
-    from cfc_control.runtime.runner import PolicyRunner
-
     policy = _policy(name)
     rng = np.random.default_rng(1)
-    runner = PolicyRunner(policy, batch_size=batch)
     obs = rng.normal(size=N_OBS) if batch == 1 else rng.normal(size=(batch, N_OBS))
     dt = NOMINAL * 1.1 if batch == 1 else rng.uniform(0.8, 1.2, batch) * NOMINAL
-    rows = [Row(name, f"PolicyRunner ({runner.backend})", batch, *measure(lambda: runner.step(obs, dt), reps, reps // 5))]
+    rows = runner_rows(name, policy, obs, dt, batch, reps)
 
     model = policy.model
     x = torch.as_tensor(np.atleast_2d(obs), dtype=torch.float32)
@@ -114,6 +123,82 @@ def bench_policy(name: str, batch: int, reps: int) -> List[Row]:
 
     rows.append(Row(name, "torch model.step", batch, *measure(torch_step, max(reps // 4, 50), max(reps // 20, 10))))
     return rows
+
+
+def runner_rows(name: str, policy, obs: np.ndarray, dt, batch: int, reps: int) -> List[Row]:
+    """The runner with the numpy and C backends (float32, the default) and, at batch 1, the bare C
+    step timed in C."""
+    from cfc_control.runtime.c_export.build import find_compiler
+    from cfc_control.runtime.runner import PolicyRunner
+
+    rows = []
+    for backend in ("numpy", "c") if find_compiler() else ("numpy",):
+        runner = PolicyRunner(policy, batch_size=batch, backend=backend)
+        rows.append(Row(name, f"PolicyRunner ({backend})", batch, *measure(lambda: runner.step(obs, dt), reps, reps // 5)))
+        if backend == "c" and batch == 1:
+            from cfc_control.runtime.c_export.kernel import time_bare_steps
+
+            ns = time_bare_steps(runner._program[0], obs, 1.1, reps)[reps // 5 :] / 1e3
+            rows.append(Row(name, "bare C step (timed in C)", 1, float(np.percentile(ns, 50)),
+                            float(np.percentile(ns, 99)), float(ns.max())))
+    return rows
+
+
+def bench_shipped(reps: int) -> List[Row]:
+    """The shipped Hopper CfC and NCP at batch 1 (absent from an installed wheel: no rows)."""
+    from cfc_control.policies import load_policy
+
+    root = Path(__file__).resolve().parents[2] / "policies"
+    rows: List[Row] = []
+    for name, directory in SHIPPED.items():
+        if not (root / directory).is_dir():
+            continue
+        policy = load_policy(root / directory)
+        obs = np.random.default_rng(3).normal(size=policy.n_obs) * 0.1 + policy.obs_mean.numpy()
+        rows += runner_rows(f"{name} (shipped)", policy, obs, policy.time_input.nominal_dt * 1.1, 1, reps)
+    return rows
+
+
+def bench_onnxruntime(reps: int) -> Optional[Row]:
+    """The CfC policy exported to ONNX, one onnxruntime session (one thread), state fed back."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from cfc_control.runtime.export import export_onnx
+
+    policy = _policy("cfc")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(policy, Path(tmp) / "cfc.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {"obs": np.random.default_rng(1).normal(size=(1, N_OBS)).astype(np.float32),
+            "dt": np.full((1, 1), NOMINAL * 1.1, np.float32), "h": np.zeros((1, UNITS), np.float32)}
+
+    def step() -> None:
+        _, feed["h"] = session.run(None, feed)
+
+    return Row("cfc", "onnxruntime (exported ONNX)", 1, *measure(step, reps, reps // 5))
+
+
+def bench_ncps(reps: int) -> Optional[Row]:
+    """ncps 1.0.1's CfC layer (64 units, projection to 6), one step of one sequence."""
+    try:
+        from ncps.torch import CfC as RefCfC
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    model = RefCfC(N_OBS, UNITS, proj_size=N_ACT, batch_first=True).eval()
+    x = torch.randn(1, 1, N_OBS)
+    ts = torch.full((1, 1), 1.1)
+    state = {"hx": torch.zeros(1, UNITS)}
+
+    def step() -> None:
+        with torch.inference_mode():
+            _, state["hx"] = model(x, state["hx"], timespans=ts)
+
+    return Row("cfc", "ncps.torch CfC (reference)", 1, *measure(step, max(reps // 4, 50), max(reps // 20, 10)))
 
 
 def bench_recurrent_ppo(batch: int, reps: int) -> Optional[Row]:
@@ -163,10 +248,21 @@ def goal_lines(rows: List[Row]) -> List[str]:
     out = []
     for name, (p50, p99) in GOALS.items():
         for r in rows:
-            if r.model == name and r.batch == 1 and r.impl.startswith("PolicyRunner"):
+            if r.model == name and r.batch == 1 and r.impl == "PolicyRunner (numpy)":
                 ok = r.p50 <= p50 and r.p99 <= p99
-                out.append(f"goal {name} batch 1: p50 {r.p50:.1f} <= {p50:g} us and p99 {r.p99:.1f} <= {p99:g} us: "
-                           f"{'met' if ok else 'NOT met'}")
+                out.append(f"goal {name} batch 1 (numpy): p50 {r.p50:.1f} <= {p50:g} us and p99 {r.p99:.1f} <= "
+                           f"{p99:g} us: {'met' if ok else 'NOT met'}")
+    for name, (bare, p50, p99) in C_GOALS.items():
+        found = {r.impl: r for r in rows if r.model == f"{name} (shipped)"}
+        if "bare C step (timed in C)" in found:
+            r = found["bare C step (timed in C)"]
+            out.append(f"goal shipped {name}, bare C step: p50 {r.p50:.2f} <= {bare:g} us: "
+                       f"{'met' if r.p50 <= bare else 'NOT met'}")
+        if "PolicyRunner (c)" in found:
+            r = found["PolicyRunner (c)"]
+            ok = r.p50 <= p50 and r.p99 <= p99
+            out.append(f"goal shipped {name}, C runner batch 1: p50 {r.p50:.1f} <= {p50:g} us and p99 {r.p99:.1f} <= "
+                       f"{p99:g} us: {'met' if ok else 'NOT met'}")
     return out
 
 
@@ -181,6 +277,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for batch, reps in ((1, reps1), (64, reps64)):
         for name in ("cfc", "ncp"):
             rows += bench_policy(name, batch, reps)
+        if batch == 1:
+            rows += bench_shipped(reps)
+            rows += [r for r in (bench_onnxruntime(reps), bench_ncps(reps)) if r is not None]
         ppo = bench_recurrent_ppo(batch, max(reps // 10, 20))
         if ppo is not None:
             rows.append(ppo)

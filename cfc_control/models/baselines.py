@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from cfc_control.models.base import RecurrentModel, State, map_state, reset_state
+from cfc_control.models.lowering import StepDescription, add_projection, as_array
 
 _ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
@@ -105,6 +106,16 @@ class _GatedRNN(RecurrentModel):
         y, hn = self.rnn(_with_time(u, ts, self.time_input), hx)
         state = map_state(hn, lambda s: s.squeeze(0))
         return (y if self.return_sequences else y[:, -1]), state
+
+    @torch.no_grad()
+    def step_description(self) -> StepDescription:
+        """This model's step for the runtime (:mod:`cfc_control.models.lowering`): kind "lstm" or
+        "gru", torch's gate order, the model time as the last input when ``time_input``."""
+        arrays = dict(zip(("w_ih", "w_hh", "b_ih", "b_hh"), (as_array(w) for w in self._weights())))
+        add_projection(arrays, self.fc)
+        kind = type(self).__name__.lower()
+        return StepDescription(kind, self.input_size, self.output_size, (self.units,) * self._state_tensors,
+                               {"time_input": self.time_input}, arrays)
 
     def model_config(self) -> Dict[str, Any]:
         return {
@@ -203,6 +214,15 @@ class MLP(RecurrentModel):
             return super().run_sequence(u, state, ts, starts, initial)
         y = self.net(_with_time(u, ts, self.time_input))
         return (y if self.return_sequences else y[:, -1]), state
+
+    @torch.no_grad()
+    def step_description(self) -> StepDescription:
+        """This model's step for the runtime (:mod:`cfc_control.models.lowering`), kind "mlp"."""
+        arrays: Dict[str, Any] = {}
+        for k, module in enumerate(m for m in self.net if isinstance(m, nn.Linear)):
+            arrays[f"layer{k}.w"], arrays[f"layer{k}.b"] = as_array(module.weight), as_array(module.bias)
+        options = {"activation": self.activation, "time_input": self.time_input}
+        return StepDescription("mlp", self.input_size, self.output_size, (), options, arrays)
 
     def model_config(self) -> Dict[str, Any]:
         return {

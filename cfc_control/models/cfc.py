@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from cfc_control.models.base import RecurrentModel, State, TimeLike
 from cfc_control.models.cfc_cell import ACTIVATIONS, CfCCell, check_mode
 from cfc_control.models.cfc_fused import fused_supported, run_fused
+from cfc_control.models.lowering import StepDescription, add_mixed_memory, add_projection, as_array
 from cfc_control.models.mixed_memory import MixedMemoryLSTM
 from cfc_control.models.wired_cfc import WiredCfCCell
 from cfc_control.wirings import Wiring, from_ncps_wiring, wiring_from_config, wiring_to_config
@@ -202,6 +203,41 @@ class CfC(RecurrentModel):
             return super().forward(x, hx, timespans, episode_starts)
         with self.rnn_cell.cached_weights():  # mask the wired weights once per sequence
             return super().forward(x, hx, timespans, episode_starts)
+
+    @torch.no_grad()
+    def step_description(self) -> StepDescription:
+        """This model's step for the runtime (:mod:`cfc_control.models.lowering`): kind "cfc"
+        (unwired) or "wired_cfc"."""
+        arrays: Dict[str, Any] = {}
+        if self.lstm is not None:
+            add_mixed_memory(arrays, self.lstm)
+        cell = self.rnn_cell
+        if self.wiring is not None:
+            for i, layer in enumerate(cell.layers):
+                arrays[f"layer{i}.w_in"] = as_array(layer.masked_w_in())
+                arrays[f"layer{i}.w_rec"] = as_array(layer.w_rec)
+                arrays[f"layer{i}.bias"] = as_array(layer.bias)
+                if self.mode == "pure":
+                    arrays[f"layer{i}.w_tau"] = as_array(layer.w_tau).reshape(-1)
+                    arrays[f"layer{i}.A"] = as_array(layer.A).reshape(-1)
+            options: Dict[str, Any] = {"mode": self.mode, "layer_sizes": list(cell.layer_sizes),
+                                       "motor_size": cell.output_size}
+            kind = "wired_cfc"
+        else:
+            arrays["in_w"], arrays["in_b"] = as_array(cell.in_proj.weight), as_array(cell.in_proj.bias)
+            arrays["rec_w"] = as_array(cell.rec_proj.weight)
+            linears = [m for m in cell.backbone if isinstance(m, nn.Linear)]
+            for k, module in enumerate(linears):
+                arrays[f"backbone{k}.w"], arrays[f"backbone{k}.b"] = as_array(module.weight), as_array(module.bias)
+            if cell.heads is not None:
+                arrays["heads.w"], arrays["heads.b"] = as_array(cell.heads.weight), as_array(cell.heads.bias)
+            if self.mode == "pure":
+                arrays["w_tau"], arrays["A"] = as_array(cell.w_tau).reshape(-1), as_array(cell.A).reshape(-1)
+            options = {"mode": self.mode, "activation": cell.activation, "backbone_layers": cell.backbone_layers}
+            kind = "cfc"
+        add_projection(arrays, self.fc)
+        sizes = (self.state_size, self.state_size) if self.lstm is not None else (self.state_size,)
+        return StepDescription(kind, self.input_size, self.output_size, sizes, options, arrays)
 
     def extra_repr(self) -> str:
         what = repr(self.wiring) if self.wiring is not None else f"units={self.state_size}"

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from cfc_control.models.base import RecurrentModel, State, reset_state
+from cfc_control.models.lowering import StepDescription, add_mixed_memory, add_projection, as_array
 from cfc_control.models.ltc_cell import MAPPINGS, LTCCell, LTCWeights
 from cfc_control.models.mixed_memory import MixedMemoryLSTM
 from cfc_control.wirings import FullyConnected, Wiring, from_ncps_wiring, wiring_from_config, wiring_to_config
@@ -151,6 +152,34 @@ class LTC(RecurrentModel):
             drive, v, c = u_t, state, None
         v = self.rnn_cell.solve(v, drive[:, :n], drive[:, n:], dt, wts)
         return v, ((v, c) if self.mixed_memory else v)
+
+    @torch.no_grad()
+    def step_description(self) -> StepDescription:
+        """This model's step for the runtime (:mod:`cfc_control.models.lowering`), kind "ltc":
+        the derived tensors of :meth:`LTCCell.weights` and of the sensory synapses, the input and
+        output mappings as scale and offset (1 and 0 where a mapping has none)."""
+        cell = self.rnn_cell
+        m, k = cell.sensory_size, cell.motor_size
+        arrays: Dict[str, Any] = {}
+        if self.lstm is not None:
+            add_mixed_memory(arrays, self.lstm)
+        ones_m, ones_k = torch.ones(m, dtype=torch.float64), torch.ones(k, dtype=torch.float64)
+        arrays["input_w"] = as_array(getattr(cell, "input_w", ones_m))
+        arrays["input_b"] = as_array(getattr(cell, "input_b", ones_m * 0))
+        s_syn = cell._positive(cell.sensory_w) * cell.sensory_sparsity_mask
+        arrays["sensory_sigma"] = as_array(cell.sensory_sigma)
+        arrays["sensory_neg_sigma_mu"] = as_array(-cell.sensory_sigma * cell.sensory_mu)
+        arrays["sensory_syn"] = as_array(s_syn)
+        arrays["sensory_syn_erev"] = as_array(s_syn * cell.sensory_erev)
+        wts = cell.weights()
+        for name in ("cm", "leak_num", "leak_den", "sigma", "neg_sigma_mu", "syn", "syn_erev"):
+            arrays[name] = as_array(getattr(wts, name))
+        arrays["output_w"] = as_array(getattr(cell, "output_w", ones_k))
+        arrays["output_b"] = as_array(getattr(cell, "output_b", ones_k * 0))
+        add_projection(arrays, self.fc)
+        sizes = (self.state_size, self.state_size) if self.lstm is not None else (self.state_size,)
+        options = {"ode_unfolds": cell.ode_unfolds, "motor_size": k}
+        return StepDescription("ltc", self.input_size, self.output_size, sizes, options, arrays)
 
     # -- configuration and import --------------------------------------------------------------
     def model_config(self) -> Dict[str, Any]:

@@ -17,8 +17,8 @@ Folding (exact up to rounding; the policy's float32 statistics are used, as trai
 Kernels run in float32 (the default: numpy's float32 BLAS and SIMD tanh are about twice as fast
 as float64 at batch 64, a little faster at batch 1) or float64 (normalisation folded too).
 :func:`compile_policy` picks the numpy kernel for the model (CfC in every mode, wired, mixed
-memory; LSTM, GRU, MLP) and falls back to :class:`TorchKernel` (``torch.inference_mode``) for the
-rest (LTC).
+memory; LTC; LSTM, GRU, MLP) and falls back to :class:`TorchKernel` (``torch.inference_mode``) for
+the rest (an MLP with elu).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from cfc_control.policies.policy import RecurrentPolicy
+from cfc_control.runtime.inputs import all_finite
 
 Time = Union[float, np.ndarray]  # model time Δt / nominal: a number, or (B, 1) per row
 
@@ -129,6 +130,11 @@ class Kernel:
         is pending until :meth:`commit`."""
         raise NotImplementedError
 
+    def result_finite(self, y: np.ndarray) -> bool:
+        """Whether the last step's output ``y`` and the pending state are all finite (a kernel
+        that knows it already, as the C one does, answers without looking again)."""
+        return all_finite(y) and all(all_finite(s) for s in self.pending)
+
     # -- state ---------------------------------------------------------------------------------
     @property
     def state(self) -> Tuple[np.ndarray, ...]:
@@ -196,9 +202,9 @@ Builder = Callable[[RecurrentPolicy, Folds], Optional[Callable[[int], Kernel]]]
 
 
 def _builders() -> List[Builder]:
-    from cfc_control.runtime import numpy_baselines, numpy_cfc
+    from cfc_control.runtime import numpy_baselines, numpy_cfc, numpy_ltc
 
-    return [numpy_cfc.program_for, numpy_baselines.program_for]
+    return [numpy_cfc.program_for, numpy_baselines.program_for, numpy_ltc.program_for]
 
 
 def compile_policy(policy: RecurrentPolicy, backend: str = "auto", dtype: str = "float32"

@@ -39,7 +39,8 @@ from gymnasium import spaces
 
 from cfc_control.policies.directory import load_policy
 from cfc_control.policies.policy import RecurrentPolicy
-from cfc_control.runtime.compiled import Kernel, compile_policy
+from cfc_control.runtime.backend import choose_program
+from cfc_control.runtime.compiled import Kernel
 from cfc_control.runtime.errors import BadInputError, DtClampWarning, NonFiniteOutputError
 from cfc_control.runtime.inputs import (
     all_finite,
@@ -84,13 +85,14 @@ class RunnerState:
 class PolicyRunner:
     """Steps a :class:`RecurrentPolicy` for ``batch_size`` rows (robots); see the module docstring.
 
-    ``backend``: "auto" (the compiled numpy kernel when the model has one, else torch), "numpy"
-    or "torch". ``dtype``: the numpy kernel's float type, "float32" (default, faster) or
-    "float64"; either equals the torch policy within 1e-5. Actions are returned as float64.
+    ``backend``: "auto" (C where a compiler exists, else the numpy kernel when the model has one,
+    else torch), "c", "numpy" or "torch" (:mod:`cfc_control.runtime.backend`). ``dtype``: the C or
+    numpy kernel's float type, "float32" (default, faster) or "float64"; either equals the torch
+    policy within 1e-5. Actions are returned as float64.
 
     Attributes: ``observation_space`` / ``action_space`` (one row's Boxes, float64),
     ``nominal_dt``, ``dt_min``, ``dt_max`` (seconds), ``batch_size``, ``n_obs``, ``n_act``,
-    ``backend`` ("numpy" or "torch"), ``policy``, ``stats``, ``last_error``.
+    ``backend`` ("c", "numpy" or "torch"), ``policy``, ``stats``, ``last_error``.
     """
 
     def __init__(
@@ -112,7 +114,7 @@ class PolicyRunner:
         self.policy = policy.eval()
         self.batch_size = int(batch_size)
         self.on_bad_input = on_bad_input
-        self._program = _program or compile_policy(policy, backend, dtype)
+        self._program = _program or choose_program(policy, backend, dtype)
         self.backend = self._program[1]
         self._kernel = self._program[0](self.batch_size)
         self.n_obs, self.n_act = policy.n_obs, policy.n_act
@@ -144,8 +146,8 @@ class PolicyRunner:
         dtype: str = "float32",
     ) -> "PolicyRunner":
         """A runner for the policy directory ``directory`` (config.json + model.safetensors).
-        ``backend``: "auto" (the numpy kernel when the model has one, else torch), "numpy" or
-        "torch"; ``dtype``: the numpy kernel's precision, "float32" (faster) or "float64"."""
+        ``backend``: "auto" (C where a compiler exists, else numpy, else torch), "c", "numpy" or
+        "torch"; ``dtype``: the kernel's precision, "float32" (faster) or "float64"."""
         return cls(load_policy(directory), batch_size, on_bad_input, backend, dtype)
 
     def spawn(self, batch_size: Optional[int] = None, on_bad_input: Optional[str] = None) -> "PolicyRunner":
@@ -273,7 +275,7 @@ class PolicyRunner:
             self._clamped("high", d, 1)
             d = self.dt_max
         y = self._kernel.step(flat, d * self._inv_nominal)
-        if not (all_finite(y) and self._pending_finite()):
+        if not self._kernel.result_finite(y):
             return self._refuse(
                 NonFiniteOutputError("the model produced a non-finite action or state; the state was not updated"),
                 o.ndim == 1, "non_finite_output",
