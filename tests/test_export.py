@@ -140,3 +140,13 @@ def test_torchscript_refuses_bad_input_and_keeps_its_state(make_policy, tmp_path
         # The refused calls left the state alone: the next good step equals the runner's.
         got = module(torch.as_tensor(obs[3]), torch.tensor(0.04)).numpy()
     np.testing.assert_allclose(got, runner.step(obs[3], 0.04), atol=1e-5)
+
+
+def test_torchscript_keeps_no_autograd_graph_outside_no_grad(make_policy, tmp_path):
+    """Called as the README shows (no torch.no_grad()), the module must not keep the autograd
+    graph in its stored state: it would grow with every step."""
+    module = torch.jit.load(str(export_torchscript(make_policy("cfc", units=8, backbone_units=8), tmp_path / "p.pt")))
+    for _ in range(3):
+        action = module(torch.ones(4), torch.tensor([0.04]))
+    assert not action.requires_grad
+    assert module.h.grad_fn is None and not module.h.requires_grad

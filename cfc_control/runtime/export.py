@@ -128,7 +128,10 @@ class StatefulPolicy(nn.Module):
                 raise ValueError("the batch size changed mid-episode; call reset() first")
             self.h = torch.zeros(b, self.h_size)
             self.c = torch.zeros(b, self.c_size)
-        action, h, c = self.step(x, d, self.h, self.c)
+        # Without no_grad the parameters' autograd graph would be kept in the stored state and
+        # grow with every step (the README's call is outside torch.no_grad()).
+        with torch.no_grad():
+            action, h, c = self.step(x, d, self.h, self.c)
         if not (bool(torch.isfinite(action).all()) and bool(torch.isfinite(h).all()) and bool(torch.isfinite(c).all())):
             raise ValueError("the policy produced a non-finite action or state; the state was kept")
         self.h = h
