@@ -215,3 +215,43 @@ def test_serve_command_reports_a_bad_directory(tmp_path, capsys):
 
     assert main([str(tmp_path / "nothing"), "--bind", "tcp://127.0.0.1:*"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def _flood(endpoint, stop, robot="flood"):
+    """A client that pipelines requests without waiting for replies, until ``stop`` is set."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    payload = _req(robot, [0.1, 0.2, 0.3], dt=0.02)
+    try:
+        while not stop.is_set():
+            for _ in range(50):
+                sock.send_multipart([b"", payload])
+            while sock.poll(0):
+                sock.recv_multipart()
+    finally:
+        sock.close(0)
+
+
+def test_sigterm_stops_the_serve_command_while_a_client_pipelines(policy_dir):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cfc_control.serve", str(policy_dir), "--bind", "tcp://127.0.0.1:*"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    stop = threading.Event()
+    try:
+        endpoint = proc.stdout.readline().strip().rsplit(" on ", 1)[1]
+        flood = threading.Thread(target=_flood, args=(endpoint, stop), daemon=True)
+        flood.start()
+        time.sleep(0.5)  # the node is draining a full queue now
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == 0 and took < 3.0, took  # the goal is 1 s; margin for a loaded machine

@@ -213,18 +213,18 @@ class PolicyNode:
         if self.endpoint is None:
             raise RuntimeError("call bind(address) before serve()")
         sock = self._sock
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
+        # A blocking receive with a timeout, not poll-then-drain: one system call per message
+        # instead of three, and the stop flag is looked at before every message, so a client
+        # that keeps the queue full cannot keep the node from stopping.
+        sock.setsockopt(zmq.RCVTIMEO, int(poll_ms))
+        recv, send, answer, stopping = sock.recv_multipart, sock.send_multipart, self._answer, self._stop.is_set
         try:
-            while not self._stop.is_set():
-                if not poller.poll(poll_ms):
+            while not stopping():
+                try:
+                    frames = recv()
+                except zmq.Again:  # nothing within poll_ms: look at the stop flag again
                     continue
-                while True:  # drain what is waiting before polling again
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    sock.send_multipart(self._answer(frames))
+                send(answer(frames))
         finally:
             sock.close(linger=0)
             self.endpoint = None
