@@ -51,8 +51,12 @@ def load_policy(directory: PathLike) -> RecurrentPolicy:
         time_input = TimeInput.from_config(cfg["time"])
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path / 'config.json'}: bad 'policy' section: {err}") from err
+    task = cfg.get("task")
+    if task is not None and not (isinstance(task, str) and 0 < len(task) <= 200 and ":" not in task):
+        raise ValueError(f"{path / 'config.json'}: 'task' must be a registered task id (no 'module:' prefix, "
+                         f"which would import code), got {task!r:.80}")
     model = load_model(path)
-    return RecurrentPolicy(model, normalizer, actions, time_input, task=cfg.get("task"),
+    return RecurrentPolicy(model, normalizer, actions, time_input, task=task,
                            model_name=cfg.get("model_name"))
 
 
