@@ -81,6 +81,23 @@ def atomic_directory(target: PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_temporaries(directory: PathLike) -> int:
+    """Remove what interrupted atomic writes left in ``directory`` (a process killed between
+    creating a temporary and renaming it): hidden ``.<name>.*`` directories and ``.<name>.*.tmp``
+    files. Only for a directory that one writer owns (a run's checkpoints). Returns how many."""
+    removed = 0
+    for entry in Path(directory).iterdir():
+        if not entry.name.startswith("."):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+        elif entry.name.endswith(".tmp"):
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def read_json(path: PathLike, missing: str = "missing") -> Any:
     """Parse a JSON file; errors name the file: FileNotFoundError ``"<path>: <missing>"`` when it
     does not exist, ValueError when it is not valid JSON."""
