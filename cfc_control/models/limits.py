@@ -49,11 +49,11 @@ def _read_header(file: Path) -> Dict[str, Tuple[Tuple[int, ...], int]]:
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        out[name] = _tensor_entry(file, name, entry, data_size)
+        out[name] = _tensor_entry(name, entry, data_size)
     return out
 
 
-def _tensor_entry(file: Path, name: str, entry: Any, data_size: int) -> Tuple[Tuple[int, ...], int]:
+def _tensor_entry(name: str, entry: Any, data_size: int) -> Tuple[Tuple[int, ...], int]:
     if not isinstance(entry, dict):
         raise ValueError(f"tensor {name!r:.80} has no header entry")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")

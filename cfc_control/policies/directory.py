@@ -10,7 +10,7 @@
 
 Loading reads JSON and safetensors only; nothing stored is executed, and a stored task is resolved
 to a registered id, never imported. A file whose checksum differs from the manifest is refused; a
-directory without a manifest (saved before manifests existed, version 0.1.0) loads with the other checks
+directory without a manifest (saved before manifests were added) loads with the other checks
 only: the safetensors header, sizes against the declared weights, shapes, finite values. Files
 are written to a temporary name and renamed, so a crash never leaves a half-written policy.
 """
