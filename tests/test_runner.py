@@ -351,6 +351,21 @@ def _random_input(rng, batch):
     return obs, kw
 
 
+def _spoiled(snapshot, rng, low, high):
+    """``snapshot`` with one entry out of range: a state value non-finite or beyond float32, a
+    last action outside the bounds, or an infinite timestamp."""
+    states = [a.copy() for a in snapshot.model_state]
+    action, stamps = snapshot.last_action.copy(), snapshot.last_timestamp.copy()
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        states[int(rng.integers(0, len(states)))].flat[0] = rng.choice([np.nan, np.inf, 1e300, -1e12])
+    elif kind == 1:
+        action.flat[int(rng.integers(0, action.size))] = rng.choice([np.nan, high[0] + 1e6, low[0] - 1.0])
+    else:
+        stamps[0] = rng.choice([np.inf, -np.inf])
+    return RunnerState(tuple(states), stamps, action)
+
+
 @pytest.mark.parametrize("mode", ["raise", "hold"])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("name", ["cfc", "cfc-mm"])
@@ -384,6 +399,9 @@ def test_fuzz_never_corrupts_state_or_returns_non_finite(make_policy, tmp_path, 
             if i % 97 == 0:
                 runner.reset()
                 shadow.reset()
+            if i % 13 == 0:  # a snapshot with one out-of-range value is refused and changes nothing
+                with pytest.raises(ValueError):
+                    runner.set_state(_spoiled(runner.get_state(), rng, low, high))
     a, b = runner.get_state(), shadow.get_state()
     for x, y in zip(a.model_state, b.model_state):
         np.testing.assert_array_equal(x, y)
