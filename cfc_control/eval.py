@@ -25,6 +25,7 @@ from typing import List, Optional
 
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
 from cfc_control.policies.catalog import compare_with_card
+from cfc_control.tasks import resolve_stored_task
 from cfc_control.training.evaluation import EVAL_SEED, evaluate, evaluate_expert
 
 
@@ -87,7 +88,8 @@ def _check_card(path: str) -> int:
         if not entries:
             raise ValueError(f"{directory}/card.json records no evaluation to compare with")
         policy = load_policy(directory)
-        results = {name: evaluate(policy, card["task"], timing=entry["timing_spec"], episodes=int(entry["episodes"]),
+        task = resolve_stored_task(card["task"], f"{directory}/card.json")
+        results = {name: evaluate(policy, task, timing=entry["timing_spec"], episodes=int(entry["episodes"]),
                                   seed=int(entry["seed"])) for name, entry in entries.items()}
     except KeyError as err:
         print(f"error: {path}: the card lacks {err} (needs task and, per timing, timing_spec, episodes, seed)",

@@ -44,6 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(1)
     from cfc_control.runtime import loop
     from cfc_control.runtime.runner import PolicyRunner
+    from cfc_control.tasks import resolve_stored_task
 
     try:
         runner = PolicyRunner.load(args.policy)
@@ -51,6 +52,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         task = args.env or runner.task
         if not task:
             raise ValueError("the policy names no task; pass --env")
+        if not args.env:  # read from the policy's files: data, never resolved by importing anything
+            task = resolve_stored_task(task, f"{args.policy}/config.json")
         with loop.realtime_priority(args.realtime) as scheduling:
             if args.connect:
                 from cfc_control.runtime.client import PolicyClient

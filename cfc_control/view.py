@@ -88,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from cfc_control.policies import load_policy, resolve_policy_dir
-    from cfc_control.tasks import make_env, resolve_env_id
+    from cfc_control.tasks import make_env, resolve_env_id, resolve_stored_task
     from cfc_control.viewer import (
         configure_rendering,
         record_rollout,
@@ -105,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     task = args.env or policy.task
     if not task:
         raise ValueError(f"{directory}: the policy names no task; pass --env")
-    env_id = resolve_env_id(task)
+    # A task read from the policy's files is data: never resolved by importing anything.
+    env_id = resolve_env_id(task) if args.env else resolve_stored_task(task, f"{directory}/config.json")
     if args.wiring and getattr(policy.model, "wiring", None) is None:
         raise ValueError(f"--wiring: the {type(policy.model).__name__} model of {directory} has no wiring "
                          "(its units are not wired neurons): there is no wiring diagram to draw")

@@ -98,7 +98,7 @@ def test_onnx_file_describes_itself(make_policy, tmp_path):
     path = export_onnx(policy, tmp_path / "p.onnx")
     model = onnx.load(str(path))
     assert [i.name for i in model.graph.input] == ["obs", "dt", "h", "c"]
-    assert [o.name for o in model.graph.output] == ["action", "h_out", "c_out"]
+    assert [o.name for o in model.graph.output] == ["action", "h_out", "c_out", "ok"]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     meta = json.loads({p.key: p.value for p in model.metadata_props}["cfc_control"])
     assert meta["state"] == ["h", "c"] and meta["policy"]["time"]["nominal_dt"] == pytest.approx(0.04)
@@ -140,3 +140,46 @@ def test_torchscript_refuses_bad_input_and_keeps_its_state(make_policy, tmp_path
         # The refused calls left the state alone: the next good step equals the runner's.
         got = module(torch.as_tensor(obs[3]), torch.tensor(0.04)).numpy()
     np.testing.assert_allclose(got, runner.step(obs[3], 0.04), atol=1e-5)
+
+
+def test_torchscript_keeps_no_autograd_graph_outside_no_grad(make_policy, tmp_path):
+    """Called as the README shows (no torch.no_grad()), the module must not keep the autograd
+    graph in its stored state: it would grow with every step."""
+    module = torch.jit.load(str(export_torchscript(make_policy("cfc", units=8, backbone_units=8), tmp_path / "p.pt")))
+    for _ in range(3):
+        action = module(torch.ones(4), torch.tensor([0.04]))
+    assert not action.requires_grad
+    assert module.h.grad_fn is None and not module.h.requires_grad
+
+
+@pytest.mark.parametrize("name,kw", [("cfc-mm", dict(units=8, backbone_units=8)), ("mlp", dict(hidden=(8,)))])
+def test_onnx_flags_bad_rows_and_passes_their_state_through(make_policy, tmp_path, name, kw):
+    policy = make_policy(name, n_obs=4, n_act=2, **kw)
+    sess = ort.InferenceSession(str(export_onnx(policy, tmp_path / "p.onnx")), providers=["CPUExecutionProvider"])
+    inputs = sess.get_inputs()
+    rng = np.random.default_rng(3)
+    B = 7
+    obs = rng.normal(size=(B, 4)).astype(np.float32)
+    dt = np.full((B, 1), 0.04, np.float32)
+    state = {i.name: rng.normal(size=(B, i.shape[1])).astype(np.float32) * 0.3 for i in inputs[2:]}
+    obs[1, 2] = np.nan
+    obs[2, 0] = np.inf
+    dt[3], dt[4], dt[5] = 0.0, -0.01, np.inf
+    if state:
+        state["h"][6, 0] = np.nan
+    bad = np.array([False, True, True, True, True, True, bool(state)])
+    out = sess.run(None, {"obs": obs, "dt": dt, **state})
+    action, new_state, ok = out[0], out[1:-1], out[-1]
+    assert ok.dtype == bool and ok.shape == (B,)
+    np.testing.assert_array_equal(ok, ~bad)
+    assert np.isfinite(action).all()
+    np.testing.assert_allclose(action[bad], np.broadcast_to(policy.action_mapping.center, (int(bad.sum()), 2)),
+                               atol=1e-6)
+    for i, s in zip(inputs[2:], new_state):
+        np.testing.assert_array_equal(s[bad], state[i.name][bad])
+    # Good rows are what the runner gives from the same state.
+    runner = PolicyRunner(policy, batch_size=B)
+    if state:
+        runner.set_state(tuple(np.nan_to_num(state[i.name]) for i in inputs[2:]))
+    want = runner.step(np.nan_to_num(obs, posinf=0.0), np.where(bad, 0.04, dt[:, 0]))
+    np.testing.assert_allclose(action[~bad], want[~bad], atol=1e-5)

@@ -215,3 +215,145 @@ def test_serve_command_reports_a_bad_directory(tmp_path, capsys):
 
     assert main([str(tmp_path / "nothing"), "--bind", "tcp://127.0.0.1:*"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def _flood(endpoint, stop, robot="flood"):
+    """A client that pipelines requests without waiting for replies, until ``stop`` is set."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    payload = _req(robot, [0.1, 0.2, 0.3], dt=0.02)
+    try:
+        while not stop.is_set():
+            for _ in range(50):
+                sock.send_multipart([b"", payload])
+            while sock.poll(0):
+                sock.recv_multipart()
+    finally:
+        sock.close(0)
+
+
+def test_sigterm_stops_the_serve_command_while_a_client_pipelines(policy_dir):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cfc_control.serve", str(policy_dir), "--bind", "tcp://127.0.0.1:*"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    stop = threading.Event()
+    try:
+        endpoint = proc.stdout.readline().strip().rsplit(" on ", 1)[1]
+        flood = threading.Thread(target=_flood, args=(endpoint, stop), daemon=True)
+        flood.start()
+        time.sleep(0.5)  # the node is draining a full queue now
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == 0 and took < 3.0, took  # the goal is 1 s; margin for a loaded machine
+
+
+def _peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+def test_big_frames_are_dropped_before_they_are_buffered(policy_dir):
+    """A multipart message of many large frames (80 MB) costs the node no more than one frame's
+    worth of memory; a frame over max_message_bytes but under the hard limit gets an error reply;
+    everyone else keeps being served."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cfc_control.serve", str(policy_dir), "--bind", "tcp://127.0.0.1:*"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        endpoint = proc.stdout.readline().strip().rsplit(" on ", 1)[1]
+        with PolicyClient(endpoint, "good", timeout_s=10) as client:
+            client.step(np.zeros(3), dt=0.02)
+            before = _peak_rss_kib(proc.pid)
+            raw = zmq.Context.instance().socket(zmq.DEALER)
+            raw.setsockopt(zmq.LINGER, 0)
+            raw.connect(endpoint)
+            raw.send_multipart([b""] + [b"x" * (2 << 20)] * 40)
+            time.sleep(1.0)
+            assert not raw.poll(100)  # dropped, not answered
+            raw.send_multipart([b"", b"x" * (100 << 10)])  # over 64 KiB, under the hard limit
+            assert raw.poll(5000) and _reply(raw.recv_multipart()[-1])["kind"] == "too_large"
+            raw.close()
+            client.step(np.zeros(3), dt=0.02)
+            grown = _peak_rss_kib(proc.pid) - before
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert grown < 20_000, f"the node's peak memory grew by {grown} KiB"
+
+
+def test_a_full_node_makes_room_by_forgetting_silent_robots(policy_dir):
+    from cfc_control.runtime.node import PRESSURE_EVICT_S
+
+    node = PolicyNode(PolicyRunner.load(policy_dir), max_robots=3, evict_after_s=600.0)
+    for r in ("idle1", "idle2", "busy"):
+        assert _reply(node.handle(_req(r, [0, 0, 0]), 1.0))["ok"]
+    now = 1.0 + PRESSURE_EVICT_S + 1.0
+    assert _reply(node.handle(_req("busy", [0, 0, 0]), now - 0.05))["ok"]
+    assert _reply(node.handle(_req("new", [0, 0, 0]), now))["ok"]  # not "overloaded" for 600 s
+    assert set(node.robots) == {"busy", "new"} and node.stats.evicted == 2
+
+
+def _random_payload(rng):
+    """A request, good or bad in one of many ways: garbage bytes, odd types, huge numbers, nested
+    values, obs of the wrong size or kind."""
+    kind = int(rng.integers(0, 10))
+    if kind == 0:
+        return rng.bytes(int(rng.integers(0, 200)))
+    obs = rng.normal(size=3) * 10.0 ** float(rng.integers(-3, 4))
+    req = {"robot": str(rng.choice(["a", "b", "c"])), "obs": obs.tolist()}
+    if kind == 1:
+        req["obs"] = obs.astype("<f8").tobytes() + rng.bytes(int(rng.integers(0, 3)) * 8)
+    elif kind == 2:
+        options = [[1, 2, 2**63], [[1.0], [2.0], [3.0]], [None] * 3, {"a": 1}, True, [1e308] * 3]
+        req["obs"] = options[int(rng.integers(0, len(options)))]
+    elif kind == 3:
+        options = [2**64 - 1, -(2**63), 1e308, -1e308, 0, float("nan"), float("inf"), "1", [0.02]]
+        req[str(rng.choice(["t", "dt"]))] = options[int(rng.integers(0, len(options)))]
+    elif kind == 4:
+        req["reset"] = [True, False, 1, "yes", None][int(rng.integers(0, 5))]
+    elif kind == 5:
+        req["robot"] = ["", "x" * 65, 7, None, b"r"][int(rng.integers(0, 5))]
+    elif kind == 6:
+        req["obs"] = [float(v) for v in rng.choice([np.nan, np.inf, -np.inf, 0.5], size=3)]
+    elif kind == 7:
+        req.update({f"k{i}": i for i in range(40)})  # too many keys for the decoder's map limit
+    else:
+        req["dt"] = float(rng.uniform(-0.01, 0.2))
+    try:
+        return msgpack.packb(req, use_bin_type=True)
+    except (TypeError, OverflowError, ValueError):
+        return rng.bytes(16)
+
+
+def test_fuzz_the_node_never_raises_and_never_answers_a_bad_action(policy_dir):
+    node = PolicyNode(PolicyRunner.load(policy_dir), max_robots=2)
+    low, high = node.template.action_space.low, node.template.action_space.high
+    rng = np.random.default_rng(7)
+    now = 1.0
+    for _ in range(1500):
+        now += float(rng.uniform(0.0, 0.05))
+        robots = {r: rob.runner.get_state() for r, rob in node.robots.items()}
+        reply = _reply(node.handle(_random_payload(rng), now))
+        assert isinstance(reply, dict) and isinstance(reply["ok"], bool)
+        if reply["ok"]:
+            action = np.asarray(reply["action"])
+            assert np.isfinite(action).all() and (action >= low).all() and (action <= high).all()
+        else:
+            assert reply["kind"] in ("malformed", "too_large", "bad_input", "non_finite", "overloaded") and reply["error"]
+            for r, state in robots.items():  # a refused message changes no robot
+                np.testing.assert_array_equal(node.robots[r].runner.get_state().model_state[0], state.model_state[0])
+    assert node.stats.actions > 100 and sum(node.stats.errors.values()) > 300

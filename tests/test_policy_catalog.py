@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cfc_control import eval as eval_cli
-from cfc_control.policies import read_card
+from cfc_control.policies import read_card, write_card
 from cfc_control.policies.__main__ import main as policies_main
 from cfc_control.policies.catalog import catalog, compare_with_card, markdown_table
 
@@ -51,7 +51,7 @@ def _copy_with_card(tmp_path, edit):
     card = read_card(d)
     card["evaluation"] = {"Jitter": card["evaluation"]["Jitter"]}
     edit(card)
-    (d / "card.json").write_text(json.dumps(card))
+    write_card(d, card)  # records the edited card in the manifest
     return d
 
 

@@ -86,7 +86,7 @@ def test_save_load_round_trip(name, tmp_path):
     config = read_config(tmp_path / "m")
     assert config["format_version"] == 1 and config["library_version"] == __version__
     assert config["policy"] == {"note": name}
-    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]  # no temp files left
+    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "manifest.json", "model.safetensors"]  # no temp files left
 
 
 def test_kwargs_override_and_names_are_forgiving():
@@ -148,6 +148,7 @@ def test_missing_directory_and_files(saved, tmp_path):
 
 def test_invalid_json_and_bad_configs(saved):
     _, path = saved
+    (path / "manifest.json").unlink()  # as saved before manifests: the content checks still hold
     cfg_file = path / "config.json"
     good = json.loads(cfg_file.read_text())
     cfg_file.write_text("{not json")
@@ -170,6 +171,7 @@ def test_invalid_json_and_bad_configs(saved):
 
 def test_truncated_and_corrupt_weights(saved):
     _, path = saved
+    (path / "manifest.json").unlink()  # as saved before manifests: the content checks still hold
     file = path / "model.safetensors"
     data = file.read_bytes()
     file.write_bytes(data[: len(data) // 2])
@@ -182,6 +184,7 @@ def test_truncated_and_corrupt_weights(saved):
 
 def test_mismatched_tensors_are_listed(saved, tmp_path):
     _, path = saved
+    (path / "manifest.json").unlink()  # as saved before manifests: the content checks still hold
     # weights of a wider GRU under the config of the narrow one: every weight mis-shaped
     save_model(make("gru", C, O, units=6), tmp_path / "wide")
     os.replace(tmp_path / "wide" / "model.safetensors", path / "model.safetensors")

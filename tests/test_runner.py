@@ -13,6 +13,8 @@ from cfc_control import PolicyRunner
 from cfc_control.runtime import BadInputError, DtClampWarning, NonFiniteOutputError, RunnerState
 
 NOMINAL = 0.04
+# np.matrix is deprecated, and exactly what a careless caller may still hand over.
+pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 
 
 @pytest.fixture
@@ -322,7 +324,7 @@ def test_constructor_arguments_are_checked(policy_dir):
 
 def _random_input(rng, batch):
     """An observation and time argument, good or bad in one of many ways."""
-    kind = rng.integers(0, 12)
+    kind = rng.integers(0, 15)
     shape = (4,) if batch == 1 and rng.uniform() < 0.5 else (batch, 4)
     obs = rng.normal(size=shape) * 10.0 ** rng.integers(-3, 4)
     if kind == 0:
@@ -333,22 +335,48 @@ def _random_input(rng, batch):
         obs = obs.astype(rng.choice([np.float32, np.int64, bool, np.complex64]))
     elif kind == 3:
         obs = obs * 1e300  # finite but overflows any product
+    elif kind == 4:  # a masked array, NaN under the mask (numpy's own checks skip masked entries)
+        mask = np.zeros(obs.shape, dtype=bool)
+        mask.flat[rng.integers(0, obs.size)] = rng.uniform() < 0.7
+        obs = np.ma.masked_array(np.where(mask, np.nan, obs), mask=mask)
+    elif kind == 5:
+        obs = np.matrix(obs.reshape(-1, 4) if obs.ndim == 1 else obs)
     kw = {}
-    t = rng.integers(0, 6)
+    t = rng.integers(0, 7)
     if t == 1:
         kw["dt"] = float(rng.choice([0.0, -0.01, np.nan, np.inf, 1e-9, 1e9, 0.04, 0.02]))
     elif t == 2:
         kw["dt"] = rng.uniform(-0.01, 0.2, size=batch)
     elif t in (3, 4):
         kw["timestamp"] = float(rng.uniform(0, 10))  # often backwards
+    elif t == 5:  # Python ints of any size: huge ones do not fit a float
+        kw[str(rng.choice(["dt", "timestamp"]))] = int(rng.choice([1, 10**30, 10**400, -(10**400)]))
     return obs, kw
+
+
+def _spoiled(snapshot, rng, low, high):
+    """``snapshot`` with one entry out of range: a state value non-finite or beyond float32, a
+    last action outside the bounds, or an infinite timestamp."""
+    states = [a.copy() for a in snapshot.model_state]
+    action, stamps = snapshot.last_action.copy(), snapshot.last_timestamp.copy()
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        states[int(rng.integers(0, len(states)))].flat[0] = rng.choice([np.nan, np.inf, 1e300, -1e12])
+    elif kind == 1:
+        action.flat[int(rng.integers(0, action.size))] = rng.choice([np.nan, high[0] + 1e6, low[0] - 1.0])
+    else:
+        stamps[0] = rng.choice([np.inf, -np.inf])
+    return RunnerState(tuple(states), stamps, action)
 
 
 @pytest.mark.parametrize("mode", ["raise", "hold"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_fuzz_never_corrupts_state_or_returns_non_finite(policy_dir, mode, batch):
+@pytest.mark.parametrize("name", ["cfc", "cfc-mm"])
+def test_fuzz_never_corrupts_state_or_returns_non_finite(make_policy, tmp_path, mode, batch, name):
     """A runner fed random good and bad input ends in the state of a runner fed only what the
     first one accepted, and never returns a non-finite action."""
+    policy_dir = tmp_path / name
+    make_policy(name, n_obs=4, n_act=2, units=16, backbone_units=16, directory=policy_dir)
     rng = np.random.default_rng(100 + batch)
     runner = PolicyRunner.load(policy_dir, batch_size=batch, on_bad_input=mode)
     shadow = PolicyRunner.load(policy_dir, batch_size=batch)
@@ -374,9 +402,91 @@ def test_fuzz_never_corrupts_state_or_returns_non_finite(policy_dir, mode, batch
             if i % 97 == 0:
                 runner.reset()
                 shadow.reset()
+            if i % 13 == 0:  # a snapshot with one out-of-range value is refused and changes nothing
+                with pytest.raises(ValueError):
+                    runner.set_state(_spoiled(runner.get_state(), rng, low, high))
     a, b = runner.get_state(), shadow.get_state()
     for x, y in zip(a.model_state, b.model_state):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.last_timestamp, b.last_timestamp)
     assert math.isfinite(float(np.sum(a.model_state[0])))
     assert runner.stats.steps > 50
+
+
+def test_masked_arrays_and_matrices(policy_dir):
+    runner = PolicyRunner.load(policy_dir)
+    obs = np.array([0.5, -1.0, 2.0, 0.1])
+    want = PolicyRunner.load(policy_dir).step(obs, 0.04)
+    masked = np.ma.masked_array([0.5, np.nan, 2.0, 0.1], mask=[False, True, False, False])
+    with pytest.raises(BadInputError, match="masked"):
+        runner.step(masked, 0.04)
+    assert runner.stats.steps == 0
+    np.testing.assert_array_equal(runner.step(np.ma.masked_array(obs), 0.04), want)  # nothing masked
+    runner.reset()
+    np.testing.assert_array_equal(runner.step(np.matrix(obs), 0.04), want[None])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_huge_python_int_times(policy_dir, batch):
+    runner = PolicyRunner.load(policy_dir, batch_size=batch)
+    obs = np.ones((batch, 4))
+    for kw in (dict(dt=10**400), dict(timestamp=10**400), dict(dt=[10**400] * batch)):
+        with pytest.raises(BadInputError):
+            runner.step(obs, **kw)
+    with pytest.warns(DtClampWarning):  # a huge but representable int is a period like any other
+        assert runner.step(obs, dt=10**30).shape == (batch, 2)
+    assert runner.stats.clamped_high == batch and runner.stats.bad_input == 3 * batch
+
+
+def test_a_bad_step_does_not_break_a_mixed_memory_kernel(make_policy):
+    """The mixed-memory kernel keeps an intermediate (the LSTM's output) beside its state: a NaN
+    step must not leave it poisoned, and reset() must give a fresh kernel's actions."""
+    from cfc_control.runtime.compiled import compile_policy
+
+    make_kernel, _ = compile_policy(make_policy("cfc-mm", units=8, backbone_units=8))
+    kernel, fresh = make_kernel(1), make_kernel(1)
+    kernel.step(np.array([0.0, np.nan, 0.0, 0.0]), 1.0)  # refused by a runner: never committed
+    obs = np.array([0.3, -0.2, 0.5, 1.0])
+    np.testing.assert_array_equal(kernel.step(obs, 1.0), fresh.step(obs, 1.0))
+    kernel.commit()
+    fresh.commit()
+    kernel.reset()
+    fresh.reset()
+    np.testing.assert_array_equal(kernel.step(obs, 1.0), fresh.step(obs, 1.0))
+
+
+def test_set_state_refuses_out_of_range_snapshots(policy_dir):
+    runner = PolicyRunner.load(policy_dir, on_bad_input="hold")
+    runner.step(np.ones(4), 0.04)
+    good = runner.get_state()
+    bad_action = RunnerState(good.model_state, good.last_timestamp, np.full((1, 2), 1e6))
+    huge_state = RunnerState((np.full_like(good.model_state[0], 1e300),), good.last_timestamp, good.last_action)
+    inf_time = RunnerState(good.model_state, np.array([np.inf]), good.last_action)
+    for snapshot, match in [(bad_action, "action bounds"), (huge_state, "beyond"), (inf_time, "timestamps")]:
+        with pytest.raises(ValueError, match=match):
+            runner.set_state(snapshot)
+        _same_state(([a.copy() for a in good.model_state], good.last_timestamp, good.last_action), _state(runner))
+    with pytest.raises(ValueError, match="beyond"):
+        runner.set_state(np.full_like(good.model_state[0], 1e300))
+    held = runner.step(np.full(4, np.nan), 0.04)
+    assert np.all(held >= runner.action_space.low) and np.all(held <= runner.action_space.high)
+
+
+@pytest.mark.parametrize("field,value", [("high", "1e999"), ("low", "-1e999"), ("high", "1e35"),
+                                         ("nominal_dt", "1e999"), ("dt_max", "1e999"), ("mean", "1e999")])
+def test_configs_with_absurd_bounds_do_not_load(policy_dir, field, value):
+    import json
+
+    from cfc_control.policies import load_policy
+
+    config = json.loads((policy_dir / "config.json").read_text())
+    section = {"high": "action", "low": "action", "nominal_dt": "time", "dt_max": "time"}.get(field)
+    if section:
+        target = config["policy"][section]
+    else:
+        target = config["policy"]["observation"]["normalization"]
+    target[field] = [1234.5] * len(target[field]) if isinstance(target[field], list) else 1234.5
+    text = json.dumps(config).replace("1234.5", value)
+    (policy_dir / "config.json").write_text(text)
+    with pytest.raises(ValueError, match="config.json"):
+        load_policy(policy_dir)

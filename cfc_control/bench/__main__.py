@@ -11,6 +11,7 @@ BENCHMARKS = {
     "models": "model step latency and training-step time against the reference library",
     "runner": "policy runner latency",
     "rl": "reinforcement-learning throughput",
+    "node": "control-node round trips against a bare pyzmq echo",
 }
 
 

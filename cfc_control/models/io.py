@@ -24,13 +24,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cfc_control.files import atomic_path, read_json
+from cfc_control.files import MANIFEST, atomic_path, manifest_text, read_json, verify_files
 from cfc_control.models.base import RecurrentModel
+from cfc_control.models.limits import check_declared_sizes, read_safetensors_header
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 RESERVED_KEYS = ("format_version", "library_version", "model")
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 # The only classes a config may name: class name -> (module, attribute), fixed here.
 MODEL_CLASSES: Dict[str, tuple] = {
@@ -124,10 +126,14 @@ def save_model(model: RecurrentModel, directory: PathLike, extra: Optional[Dict[
     tensors = _state_tensors(model)
 
     path.mkdir(parents=True, exist_ok=True)
-    # Both files are complete before either replaces the old one (the inner one is renamed first).
-    with atomic_path(path / WEIGHTS_FILE) as tmp_weights, atomic_path(path / CONFIG_FILE) as tmp_config:
+    # All files are complete before any replaces the old one (the inner ones are renamed first,
+    # the manifest last: a crash in between leaves a mismatch that loading refuses).
+    with atomic_path(path / MANIFEST) as tmp_manifest, atomic_path(path / WEIGHTS_FILE) as tmp_weights, \
+            atomic_path(path / CONFIG_FILE) as tmp_config:
         save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
         tmp_config.write_text(text)
+        tmp_manifest.write_text(manifest_text(path, [WEIGHTS_FILE, CONFIG_FILE],
+                                              {WEIGHTS_FILE: tmp_weights, CONFIG_FILE: tmp_config}))
     return path
 
 
@@ -137,6 +143,8 @@ def read_config(directory: PathLike) -> Dict[str, Any]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such model directory")
     file = path / CONFIG_FILE
+    if file.is_file() and file.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{file}: {file.stat().st_size} bytes, more than a config may have ({MAX_CONFIG_BYTES})")
     config = read_json(file, f"missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
     if not isinstance(config, dict):
         raise ValueError(f"{file}: expected a JSON object, got {type(config).__name__}")
@@ -153,8 +161,6 @@ def read_config(directory: PathLike) -> Dict[str, Any]:
 
 
 def _read_weights(file: Path) -> Dict[str, torch.Tensor]:
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
     try:
         return load_file(str(file))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
@@ -164,41 +170,64 @@ def _read_weights(file: Path) -> Dict[str, torch.Tensor]:
 def load_model(directory: PathLike, device: Union[None, str, torch.device] = None) -> RecurrentModel:
     """Rebuild the model saved in ``directory`` by :func:`save_model`, in the dtype of its saved
     floating-point weights, on ``device`` (default CPU). Like any new module it is in training
-    mode: call ``.eval()`` for inference. Missing, unexpected or mis-shaped tensors raise a
-    ValueError that lists them."""
+    mode: call ``.eval()`` for inference.
+
+    Nothing is allocated before the files are checked: their checksums against ``manifest.json``
+    (a directory without one, saved by an older version, skips this check), the safetensors
+    header, the config's sizes against the weights the header declares, and the tensors' names
+    and shapes against a model built without storage (torch's meta device). Missing, unexpected,
+    mis-shaped, non-float or non-finite tensors raise a ValueError that names the file."""
     path = Path(directory)
+    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    verify_files(path, [CONFIG_FILE, WEIGHTS_FILE])
     config = read_config(path)
-    config_file = path / CONFIG_FILE
+    if not weights_file.is_file():
+        raise FileNotFoundError(f"{weights_file}: missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
+    header = read_safetensors_header(weights_file)
     try:
-        model = model_from_config(config["model"])
+        check_declared_sizes(config["model"], sum(numel for _, numel in header.values()))
+        with torch.device("meta"):  # shapes only, no storage: a config cannot make us allocate
+            skeleton = model_from_config(config["model"])
     except ValueError as err:
         raise ValueError(f"{config_file}: {err}") from err
-    weights_file = path / WEIGHTS_FILE
+    _check_tensors(skeleton.state_dict(), {k: shape for k, (shape, _) in header.items()}, weights_file, config)
+    del skeleton
+    model = model_from_config(config["model"])
     tensors = _read_weights(weights_file)
-    expected = model.state_dict()
+    _check_tensors(model.state_dict(), {k: tuple(t.shape) for k, t in tensors.items()}, weights_file, config)
+    floating = {t.dtype for t in tensors.values() if t.is_floating_point()}
+    if len(floating) > 1:
+        raise ValueError(f"{weights_file}: tensors of several float dtypes {sorted(map(str, floating))}")
+    bad = sorted(k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    if bad:
+        raise ValueError(f"{weights_file}: non-finite values in {bad[:8]}")
+    if floating:
+        model.to(dtype=floating.pop())
+    model.load_state_dict(tensors)
+    return model.to(device) if device is not None else model
+
+
+def _check_tensors(expected: Dict[str, torch.Tensor], found: Dict[str, tuple], weights_file: Path,
+                   config: Dict[str, Any]) -> None:
     problems = []
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     if missing:
         problems.append(f"missing tensors {missing}")
     if unexpected:
         problems.append(f"unexpected tensors {unexpected}")
     shapes = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
+        f"{k}: file {tuple(found[k])} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(found))
+        if tuple(found[k]) != tuple(expected[k].shape)
     ]
     if shapes:
         problems.append("mis-shaped tensors [" + "; ".join(shapes) + "]")
     if problems:
         raise ValueError(
-            f"{weights_file} does not match the {config['model'].get('class')} model of {config_file}: " + ", ".join(problems)
+            f"{weights_file} does not match the {config['model'].get('class')} model of "
+            f"{weights_file.with_name(CONFIG_FILE)}: " + ", ".join(problems)
         )
-    floating = [t.dtype for t in tensors.values() if t.is_floating_point()]
-    if floating:
-        model.to(dtype=floating[0])
-    model.load_state_dict(tensors)
-    return model.to(device) if device is not None else model
 
 
 __all__ = [

@@ -33,8 +33,11 @@ class ObsNormalizer:
             raise ValueError(f"normalisation mean {self.mean.shape} and std {self.std.shape} differ in shape")
         if not (np.all(np.isfinite(self.mean)) and np.all(np.isfinite(self.std)) and np.all(self.std >= 0)):
             raise ValueError("normalisation mean/std must be finite and std non-negative")
-        if not self.clip > 0:
-            raise ValueError(f"normalisation clip must be positive, got {self.clip}")
+        # The policy keeps them in float32: larger magnitudes would become inf there.
+        if np.any(np.abs(self.mean) > 1e30) or np.any(self.std > 1e30):
+            raise ValueError("normalisation mean/std must lie within +-1e30")
+        if not 0 < self.clip <= 1e30:
+            raise ValueError(f"normalisation clip must be positive and at most 1e30, got {self.clip}")
 
     @classmethod
     def identity(cls, n_obs: int) -> "ObsNormalizer":

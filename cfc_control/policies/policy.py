@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -24,6 +26,10 @@ from torch import Tensor, nn
 from cfc_control.models.base import RecurrentModel, State, map_state
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.periods import TrainedPeriods, task_periods
+
+# Largest magnitude an action bound may have: far beyond any actuator, and far enough from
+# float32's limit (3.4e38) that the runtime's float32 kernels cannot overflow computing with it.
+ACTION_BOUND_LIMIT = 1e30
 
 
 @dataclass
@@ -37,6 +43,9 @@ class TimeInput:
     trained: Optional[TrainedPeriods] = None
 
     def __post_init__(self) -> None:
+        values = (self.nominal_dt, self.dt_min, self.dt_max)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise ValueError(f"time input needs finite dt_min, nominal_dt, dt_max, got {values}")
         if not (0 < self.dt_min <= self.nominal_dt <= self.dt_max):
             raise ValueError(
                 f"time input needs 0 < dt_min <= nominal_dt <= dt_max, got "
@@ -72,8 +81,13 @@ class ActionMapping:
     def __post_init__(self) -> None:
         self.low = np.asarray(self.low, dtype=np.float64).reshape(-1)
         self.high = np.asarray(self.high, dtype=np.float64).reshape(-1)
-        if self.low.shape != self.high.shape or not np.all(np.isfinite(self.low)) or not np.all(self.high > self.low):
-            raise ValueError(f"action bounds must be finite with high > low, got low={self.low}, high={self.high}")
+        if self.low.shape != self.high.shape or self.low.size == 0:
+            raise ValueError(f"action bounds low and high must have one equal, non-empty shape, got "
+                             f"{self.low.shape} and {self.high.shape}")
+        bounded = np.all(np.abs(self.low) <= ACTION_BOUND_LIMIT) and np.all(np.abs(self.high) <= ACTION_BOUND_LIMIT)
+        if not (bounded and np.all(self.high > self.low)):  # also false for NaN and inf
+            raise ValueError(f"action bounds must be finite, within +-{ACTION_BOUND_LIMIT:g}, with high > low, "
+                             f"got low={self.low.tolist()[:8]}, high={self.high.tolist()[:8]}")
 
     @property
     def size(self) -> int:

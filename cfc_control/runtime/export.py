@@ -12,10 +12,15 @@ TorchScript (``torch.jit.load(FILE)``)::
 
 ONNX (``onnxruntime.InferenceSession(FILE)``), batch axis dynamic::
 
-    inputs:  obs (B, n_obs) float32, dt (B, 1) float32 seconds, then the state: h (B, H)
-             [and c (B, H) for mixed memory and LSTM; none for the MLP]
-    outputs: action (B, n_act), then h_out [, c_out]: feed them back as h [, c] next step
-             (zeros for the first step). Forgetting to feed the state back is the usual bug.
+    inputs:  obs (B, n_obs) float32, raw (unnormalised) observation
+             dt (B, 1) float32, seconds since the previous step; clamped to [dt_min, dt_max]
+             then the state: h (B, H) [and c (B, H) for mixed memory and LSTM; none for the MLP],
+             zeros at the start of an episode
+    outputs: action (B, n_act) float32, inside the action bounds
+             h_out [, c_out]: feed them back as h [, c] next step (forgetting is the usual bug)
+             ok (B,) bool: false for a row whose obs, dt or state was non-finite, or dt <= 0,
+             or whose result would be non-finite; that row's state comes back unchanged and its
+             action is the centre of the action space (hold your last action instead)
 
 Each file carries the policy's config (nominal period, Δt range, state names) as JSON: the
 TorchScript extra file ``policy.json``, the ONNX metadata key ``cfc_control``.
@@ -78,19 +83,42 @@ class PolicyStep(nn.Module):
 
 
 class _OnnxStep(nn.Module):
-    """:class:`PolicyStep` with exactly the model's state tensors as inputs and outputs."""
+    """:class:`PolicyStep` with exactly the model's state tensors as inputs and outputs, and a
+    per-row ``ok`` flag last. A row is bad when its obs, Δt or incoming state is non-finite, or
+    Δt <= 0, or the model's output or new state would be non-finite: such a row gets ok = false,
+    its state passed through unchanged and the centre of the action space (the runner refuses
+    the same rows). Computed in the graph: a runtime without cfc_control gets the guard too."""
 
     def __init__(self, step: PolicyStep) -> None:
         super().__init__()
         self.step = step
+        self.nominal_dt = float(step.policy.time_input.nominal_dt)
 
     def forward(self, obs: Tensor, dt: Tensor, *state: Tensor) -> Tuple[Tensor, ...]:
         n = len(self.step.names)
+        ok = _rows_finite(obs) & torch.isfinite(dt) & (dt > 0)
+        for s in state:
+            ok = ok & _rows_finite(s)
+        # Bad rows run on harmless stand-ins so that nothing non-finite enters the arithmetic.
+        obs = torch.where(ok, obs, torch.zeros_like(obs))
+        dt = torch.where(ok, dt, torch.full_like(dt, self.nominal_dt))
+        safe = [torch.where(ok, s, torch.zeros_like(s)) for s in state]
         empty = obs.new_zeros(obs.shape[0], 0)
-        h = state[0] if n >= 1 else empty
-        c = state[1] if n == 2 else empty
+        h = safe[0] if n >= 1 else empty
+        c = safe[1] if n == 2 else empty
         action, h2, c2 = self.step(obs, dt, h, c)
-        return (action, h2, c2)[: 1 + n]
+        new = [h2, c2][:n]
+        ok = ok & _rows_finite(action)
+        for s in new:
+            ok = ok & _rows_finite(s)
+        action = torch.where(ok, action, self.step.policy.act_center.expand_as(action))
+        kept = [torch.where(ok, s_new, s_old) for s_new, s_old in zip(new, state)]
+        return (action, *kept, ok.squeeze(1))
+
+
+def _rows_finite(x: Tensor) -> Tensor:
+    """(B, 1) bool: every entry of the row is finite (true for a row of width 0)."""
+    return torch.isfinite(x).all(dim=1, keepdim=True) if x.shape[1] > 0 else torch.ones_like(x[:, :1], dtype=torch.bool)
 
 
 class StatefulPolicy(nn.Module):
@@ -128,7 +156,10 @@ class StatefulPolicy(nn.Module):
                 raise ValueError("the batch size changed mid-episode; call reset() first")
             self.h = torch.zeros(b, self.h_size)
             self.c = torch.zeros(b, self.c_size)
-        action, h, c = self.step(x, d, self.h, self.c)
+        # Without no_grad the parameters' autograd graph would be kept in the stored state and
+        # grow with every step (the README's call is outside torch.no_grad()).
+        with torch.no_grad():
+            action, h, c = self.step(x, d, self.h, self.c)
         if not (bool(torch.isfinite(action).all()) and bool(torch.isfinite(h).all()) and bool(torch.isfinite(c).all())):
             raise ValueError("the policy produced a non-finite action or state; the state was kept")
         self.h = h
@@ -157,7 +188,7 @@ def _metadata(policy: RecurrentPolicy) -> Dict[str, Any]:
         "model": policy.model.model_config(),
         "state": state_names(policy),
         "inputs": ["obs", "dt"] + state_names(policy),
-        "outputs": ["action"] + [f"{n}_out" for n in state_names(policy)],
+        "outputs": ["action"] + [f"{n}_out" for n in state_names(policy)] + ["ok"],
     }
 
 
@@ -195,7 +226,7 @@ def export_onnx(policy: RecurrentPolicy, out: PathLike, opset: int = 17) -> Path
     obs, dt, h, c = _example(policy, 2)
     args = (obs, dt) + (h, c)[: len(names)]
     inputs = ["obs", "dt"] + names
-    outputs = ["action"] + [f"{n}_out" for n in names]
+    outputs = ["action"] + [f"{n}_out" for n in names] + ["ok"]
 
     def write(tmp: str) -> None:
         with torch.no_grad(), _quiet_tracing():

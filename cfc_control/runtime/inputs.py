@@ -17,7 +17,13 @@ REAL_KINDS = "fiu"  # float, signed and unsigned int; not bool, complex, object 
 def coerce_obs(obs: Any, batch_size: int, n_obs: int) -> np.ndarray:
     """``obs`` as a numeric array of shape (batch_size, n_obs), or (n_obs,) when batch_size is 1
     (both accepted then). No copy when it already is one."""
-    a = obs if isinstance(obs, np.ndarray) else _asarray(obs, "observation", batch_size)
+    if isinstance(obs, np.ma.MaskedArray):
+        # Masked entries hold whatever was there (NaN, stale values) and numpy's checks skip them.
+        if np.ma.getmaskarray(obs).any():
+            raise BadInputError("observation is a masked array with masked entries; fill them first",
+                                range(batch_size))
+        obs = np.ma.getdata(obs)
+    a = obs if type(obs) is np.ndarray else _asarray(obs, "observation", batch_size)  # np.matrix too
     if a.dtype.kind not in REAL_KINDS:
         raise BadInputError(
             f"observation must hold real numbers (float or int), got dtype {a.dtype}", range(batch_size)
@@ -31,7 +37,7 @@ def coerce_obs(obs: Any, batch_size: int, n_obs: int) -> np.ndarray:
 def _asarray(value: Any, what: str, batch_size: int) -> np.ndarray:
     try:
         return np.asarray(value)
-    except (TypeError, ValueError) as err:  # ragged lists and the like
+    except (TypeError, ValueError, OverflowError) as err:  # ragged lists and the like
         raise BadInputError(f"{what} is not an array of numbers ({err})", range(batch_size)) from err
 
 
@@ -62,7 +68,9 @@ def nonfinite_report(a: np.ndarray) -> Tuple[np.ndarray, str]:
 def coerce_times(value: Any, name: str, batch_size: int) -> np.ndarray:
     """``dt`` or ``timestamp`` as a float64 (batch_size,) array: a number (every row), or an
     array of shape (B,) or (B, 1) (() and (1,) also for one row)."""
-    a = value if isinstance(value, np.ndarray) else _asarray(value, name, batch_size)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = _int_time(value, name, batch_size)  # a huge int would make an object array
+    a = value if type(value) is np.ndarray else _asarray(value, name, batch_size)
     if a.dtype.kind not in REAL_KINDS:
         raise BadInputError(f"{name} must be a real number, got dtype {a.dtype}", range(batch_size))
     if a.ndim == 0:
@@ -75,9 +83,19 @@ def coerce_times(value: Any, name: str, batch_size: int) -> np.ndarray:
 
 def scalar_time(value: Any, name: str) -> float:
     """``dt`` or ``timestamp`` for one row as a Python float (a number or a 1-element array)."""
-    if isinstance(value, (float, int)) and not isinstance(value, bool):
-        return float(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int_time(value, name, 1)
     return float(coerce_times(value, name, 1)[0])
+
+
+def _int_time(value: int, name: str, batch_size: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise BadInputError(f"{name} is too large for a float: {str(value)[:20]}... "
+                            f"({len(str(value))} digits)", range(batch_size)) from None
 
 
 def bad_dt_rows(dt: np.ndarray) -> Optional[Tuple[np.ndarray, str]]:

@@ -30,9 +30,18 @@ Watchdog: when a robot's message arrives more than the policy's ``dt_max`` after
 (node wall clock, or the robot's own "t"), its state is reset before the step and the reply
 carries the gap: a controller that has been blind that long starts over instead of continuing
 from a stale state. Bad input ("bad_input": wrong shape, NaN, Δt <= 0, a timestamp going
-backwards) leaves that robot's state unchanged. Malformed or oversized messages get an error
-reply; the node keeps serving everyone else. Robots silent for ``evict_after_s`` are forgotten;
-at most ``max_robots`` are served at once.
+backwards) leaves that robot's state unchanged. Malformed messages, and messages of more than
+``max_message_bytes`` in one frame, get an error reply; the node keeps serving everyone else.
+
+Memory guard: a frame larger than ``hard_limit_bytes`` (4 x max_message_bytes, at least 256 KiB)
+makes ZeroMQ drop the sender's connection while reading it, before it is buffered: that sender
+gets no reply (its socket reconnects). A message of more than one payload frame gets a
+"malformed" reply. ZeroMQ buffers a multipart message whole before handing it over and has no
+limit on its number of frames, so the memory one message can take is bounded per frame only.
+
+Robots silent for ``evict_after_s`` are forgotten; at most ``max_robots`` are served at once.
+When every slot is taken, robots silent for 10 s (their state would be reset at their next
+message anyway: the watchdog is dt_max) make room for a new one: idle ids cannot hold the slots.
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ import math
 import sys
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -49,12 +57,16 @@ import msgpack
 import numpy as np
 import zmq
 
-from cfc_control.runtime.errors import BadInputError, DtClampWarning, NonFiniteOutputError
+from cfc_control.runtime.errors import BadInputError, NonFiniteOutputError
 from cfc_control.runtime.runner import PolicyRunner
 
 MAX_ROBOT_ID = 64
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-HARD_MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # zmq drops the peer beyond this (memory guard)
+# ZeroMQ disconnects a peer whose frame exceeds this many times max_message_bytes, before the
+# frame is buffered: the memory guard. A frame between the two limits gets a "too_large" reply.
+HARD_LIMIT_FACTOR = 4
+MIN_HARD_LIMIT_BYTES = 256 * 1024
+PRESSURE_EVICT_S = 10.0  # with every slot taken, robots silent this long make room
 
 
 class MalformedMessage(ValueError):
@@ -99,11 +111,13 @@ class PolicyNode:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         evict_after_s: float = 600.0,
     ) -> None:
-        if max_robots < 1 or max_message_bytes < 64:
-            raise ValueError(f"max_robots must be >= 1 and max_message_bytes >= 64, got {max_robots}, {max_message_bytes}")
+        if max_robots < 1 or max_message_bytes < 64 or not evict_after_s > 0:
+            raise ValueError(f"max_robots must be >= 1, max_message_bytes >= 64 and evict_after_s > 0, got "
+                             f"{max_robots}, {max_message_bytes}, {evict_after_s}")
         self.template = runner
         self.max_robots = int(max_robots)
         self.max_message_bytes = int(max_message_bytes)
+        self.hard_limit_bytes = max(HARD_LIMIT_FACTOR * self.max_message_bytes, MIN_HARD_LIMIT_BYTES)
         self.evict_after_s = float(evict_after_s)
         self.watchdog_s = runner.dt_max
         self.robots: Dict[str, _Robot] = {}
@@ -111,6 +125,7 @@ class PolicyNode:
         self.endpoint: Optional[str] = None
         self._stop = threading.Event()
         self._last_evict = 0.0
+        self._pack = msgpack.Packer(use_bin_type=True).pack  # one packer: no set-up per reply
 
     # -- the protocol --------------------------------------------------------------------------
     def handle(self, payload: bytes, now: Optional[float] = None) -> bytes:
@@ -137,22 +152,29 @@ class PolicyNode:
         robot_id = req["robot"]
         robot = self.robots.get(robot_id)
         if robot is None:
-            self._evict(now, force=len(self.robots) >= self.max_robots)
+            if len(self.robots) >= self.max_robots:
+                self._evict(now, force=True)
+            else:
+                self._evict(now)
             if len(self.robots) >= self.max_robots:
                 return self._error("overloaded", f"serving {self.max_robots} robots already", req)
             # Admitted only once its first step succeeds (below): a bad first request takes no slot.
-            robot = _Robot(self.template.spawn(batch_size=1, on_bad_input="raise"), now)
+            runner = self.template.spawn(batch_size=1, on_bad_input="raise")
+            # Clamps are reported in each reply: the runner's once-per-runner warning would only
+            # cost a warnings.catch_warnings() per message to silence (it resets warning caches).
+            runner._warned = {"low": True, "high": True}
+            robot = _Robot(runner, now)
         obs, t, dt = req["obs"], req.get("t"), req.get("dt")
         reset = bool(req.get("reset", False))
         gap = None
         if reset:
             self.stats.requested_resets += 1
         elif robot.runner.stats.rows_stepped:  # the watchdog only watches robots that have run
-            gaps = [now - robot.last_seen]
+            silent = now - robot.last_seen
             if t is not None and robot.last_t is not None and math.isfinite(t):
-                gaps.append(t - robot.last_t)
-            if max(gaps) > self.watchdog_s:
-                gap = max(gaps)
+                silent = max(silent, t - robot.last_t)
+            if silent > self.watchdog_s:
+                gap = silent
                 reset = True
                 self.stats.watchdog_resets += 1
         runner = robot.runner
@@ -161,9 +183,7 @@ class PolicyNode:
             runner.reset()
         clamps = runner.stats.clamped_low + runner.stats.clamped_high
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DtClampWarning)  # reported per reply instead
-                action = runner.step(obs, dt, timestamp=t) if t is not None else runner.step(obs, dt)
+            action = runner.step(obs, dt, timestamp=t) if t is not None else runner.step(obs, dt)
         except (BadInputError, NonFiniteOutputError):
             if before is not None:  # a refused step leaves the robot as it was
                 runner.set_state(before)
@@ -177,7 +197,7 @@ class PolicyNode:
                  "clamped": clamped}
         if "id" in req:
             reply["id"] = req["id"]
-        return msgpack.packb(reply, use_bin_type=True)
+        return self._pack(reply)
 
     def _error(self, kind: str, message: str, req: Dict[str, Any]) -> bytes:
         self.stats.count_error(kind)
@@ -187,10 +207,15 @@ class PolicyNode:
         return msgpack.packb(reply, use_bin_type=True)
 
     def _evict(self, now: float, force: bool = False) -> None:
+        """Forget robots silent for evict_after_s (looked at once a second). ``force`` (every slot
+        taken): forget those silent for PRESSURE_EVICT_S too, far longer than any watchdog: their
+        state would be reset at their next message anyway, so a full node keeps serving the
+        robots that are running instead of idle ids."""
         if not force and now - self._last_evict < 1.0:
             return
         self._last_evict = now
-        stale = [r for r, rob in self.robots.items() if now - rob.last_seen > self.evict_after_s]
+        limit = min(self.evict_after_s, PRESSURE_EVICT_S) if force else self.evict_after_s
+        stale = [r for r, rob in self.robots.items() if now - rob.last_seen > limit]
         for r in stale:
             del self.robots[r]
         self.stats.evicted += len(stale)
@@ -202,7 +227,7 @@ class PolicyNode:
         self._ctx = context or zmq.Context.instance()
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, HARD_MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.hard_limit_bytes)
         sock.bind(address)
         self._sock = sock
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -213,18 +238,22 @@ class PolicyNode:
         if self.endpoint is None:
             raise RuntimeError("call bind(address) before serve()")
         sock = self._sock
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        try:
-            while not self._stop.is_set():
-                if not poller.poll(poll_ms):
+        # A blocking receive with a timeout, not poll-then-drain: one system call per message
+        # instead of three, and the stop flag is looked at before every message, so a client
+        # that keeps the queue full cannot keep the node from stopping.
+        sock.setsockopt(zmq.RCVTIMEO, int(poll_ms))
+        recv, send, answer, stopping = sock.recv_multipart, sock.send, self._answer, self._stop.is_set
+        more = int(zmq.SNDMORE)  # frame by frame with an int flag: send_multipart's enum flag
+        try:                     # arithmetic costs several microseconds a reply
+            while not stopping():
+                try:
+                    frames = recv()
+                except zmq.Again:  # nothing within poll_ms: look at the stop flag again
                     continue
-                while True:  # drain what is waiting before polling again
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    sock.send_multipart(self._answer(frames))
+                reply = answer(frames)
+                for frame in reply[:-1]:
+                    send(frame, more)
+                send(reply[-1])
         finally:
             sock.close(linger=0)
             self.endpoint = None

@@ -232,6 +232,10 @@ class CfCKernel(Kernel):
         t = self._t
         ops: List[Op] = []
         if p.lstm_wt is not None:
+            # h~ is not state, but it sits in X beside it and the LSTM's matmul reads X with zero
+            # weights on it: a NaN left there by a refused step would poison every later step
+            # (0 * NaN), reset() included. Clear it before the matmul.
+            ops.append(partial(np.copyto, v(X[:, p.n_obs : p.h_col]), 0.0))
             ops += lstm_ops(v(X), p.lstm_wt, v(sc["gates"]), v(self._c[s]), v(self._c[1 - s]),
                             v(X[:, p.n_obs : p.h_col]), H)
         h_new = Xn[:, p.h_col : p.h_col + H]

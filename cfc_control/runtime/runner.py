@@ -52,6 +52,9 @@ from cfc_control.runtime.inputs import (
 )
 
 BAD_INPUT_MODES = ("raise", "hold")
+# Largest magnitude set_state accepts in a model state: far beyond what a trained model's state
+# reaches, and far from float32 overflow (1e300 would become inf in a float32 kernel).
+STATE_LIMIT = 1e9
 
 
 @dataclass
@@ -183,7 +186,9 @@ class PolicyRunner:
     def set_state(self, state: Union[RunnerState, Sequence[np.ndarray], np.ndarray]) -> None:
         """Restore :meth:`get_state`'s snapshot (of this or another runner of the same policy and
         batch size), or set only the model state from an array / tuple of arrays ((B, H_k) each,
-        as the torch model's ``hx``; timestamps are then forgotten). Checked: shapes, finiteness."""
+        as the torch model's ``hx``; timestamps are then forgotten). Checked before anything
+        changes: shapes, model state finite and within +-STATE_LIMIT, last actions inside the
+        action bounds, timestamps not infinite (NaN means none)."""
         if isinstance(state, RunnerState):
             model_state, ts, act = state.model_state, state.last_timestamp, state.last_action
         else:
@@ -197,8 +202,8 @@ class PolicyRunner:
             a = np.asarray(src, dtype=np.float64)
             if a.shape != dst.shape:
                 raise ValueError(f"model state array {k} must have shape {dst.shape}, got {a.shape}")
-            if not np.isfinite(a).all():
-                raise ValueError(f"model state array {k} has non-finite entries")
+            if not (np.abs(a) <= STATE_LIMIT).all():  # also refuses NaN
+                raise ValueError(f"model state array {k} has non-finite entries or entries beyond +-{STATE_LIMIT:g}")
             arrays.append(a)
         ts = np.asarray(ts, dtype=np.float64).reshape(-1)
         act = np.asarray(act, dtype=np.float64)
@@ -207,8 +212,12 @@ class PolicyRunner:
                 f"snapshot has timestamps {ts.shape} and actions {act.shape}, this runner needs "
                 f"({self.batch_size},) and ({self.batch_size}, {self.n_act})"
             )
-        if not np.isfinite(act).all():
-            raise ValueError("snapshot's last actions have non-finite entries")
+        space = self.action_space
+        if not ((act >= space.low) & (act <= space.high)).all():  # also refuses NaN
+            raise ValueError(f"snapshot's last actions must lie inside the action bounds "
+                             f"[{space.low.tolist()}, {space.high.tolist()}]")
+        if np.isinf(ts).any():
+            raise ValueError("snapshot's timestamps must be finite (NaN: none)")
         self._kernel.set_state(arrays)
         self._last_ts[:] = ts
         self._last_action[:] = act

@@ -19,7 +19,8 @@ from typing import Any, Dict, Optional
 
 from cfc_control.study.jobs import EvalJob, ExpertJob, TrainJob
 
-POLICY_FILES = ("config.json", "model.safetensors", "card.json")
+POLICY_FILES = ("config.json", "model.safetensors", "card.json", "manifest.json")
+OPTIONAL_POLICY_FILES = ("card.json", "manifest.json")  # the manifest travels with what it vouches for
 # run.json keys that may differ between a reusable run and the study's request: where it lives,
 # how it logs, and the evaluation the study does itself.
 _FREE_KEYS = {"out", "resume", "no_progress", "no_tensorboard", "threads", "eval_episodes", "eval_timings",
@@ -36,13 +37,14 @@ def fingerprint(files: Dict[str, bytes]) -> str:
 
 
 def read_policy_files(policy_dir: Path) -> Dict[str, bytes]:
-    """The policy directory's files (card.json only if present). Raises FileNotFoundError."""
+    """The policy directory's files (card.json and manifest.json only if present). Raises
+    FileNotFoundError."""
     files = {}
     for name in POLICY_FILES:
         path = Path(policy_dir) / name
         if path.is_file():
             files[name] = path.read_bytes()
-        elif name != "card.json":
+        elif name not in OPTIONAL_POLICY_FILES:
             raise FileNotFoundError(f"{policy_dir}: no {name}; not a finished policy directory")
     return files
 

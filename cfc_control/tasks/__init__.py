@@ -11,6 +11,7 @@ from cfc_control.tasks.registry import (
     make_env,
     register_tasks,
     resolve_env_id,
+    resolve_stored_task,
     task_info,
 )
 from cfc_control.tasks.timing import TimingModel, parse_timing
@@ -23,5 +24,6 @@ __all__ = [
     "parse_timing",
     "register_tasks",
     "resolve_env_id",
+    "resolve_stored_task",
     "task_info",
 ]

@@ -109,6 +109,29 @@ def resolve_env_id(name: str) -> str:
     raise ValueError(f"unknown environment {name!r}; {hint}")
 
 
+# Entry points a task id read from a file may resolve to: ours and Gymnasium's own MuJoCo envs.
+STORED_TASK_ENTRY_POINTS = (ENTRY_POINT, "gymnasium.envs.mujoco")
+
+
+def resolve_stored_task(name: Any, source: str = "the policy") -> str:
+    """The registered id of a task named by a file (a policy's config or card), which is data: the
+    name must be a ``cfc_control`` task or one of Gymnasium's registered MuJoCo ids. Unlike
+    :func:`resolve_env_id` it never imports a ``"module:"`` prefix (a downloaded policy directory
+    could otherwise run a ``.py`` placed beside it) and never resolves to another entry point.
+    ``source`` names the file in the one-line ValueError."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{source}: the task must be a non-empty string, got {name!r:.80}")
+    if ":" in name:
+        raise ValueError(f"{source}: task {name!r:.80} names a module to import; a stored task must be a "
+                         "cfc_control task or a Gymnasium MuJoCo id (see `python -m cfc_control.tasks`)")
+    env_id = resolve_env_id(name)  # without ":" this only reads the registry
+    entry = gym.spec(env_id).entry_point
+    if not (isinstance(entry, str) and entry.startswith(STORED_TASK_ENTRY_POINTS)):
+        raise ValueError(f"{source}: task {env_id!r} is neither a cfc_control task nor a Gymnasium MuJoCo env; "
+                         "pass the environment explicitly (--env)")
+    return env_id
+
+
 def _short(env_id: str) -> str:
     return env_id.split("/", 1)[-1].rsplit(f"-v{VERSION}", 1)[0]
 

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cfc_control.policies import RecurrentPolicy, load_policy, save_policy
-from cfc_control.files import atomic_directory, atomic_write_text
+from cfc_control.files import atomic_directory, atomic_write_text, remove_temporaries
 from cfc_control.training.demos import Demonstrations, load_demos, save_demos
 
 
@@ -76,6 +76,7 @@ class CheckpointManager:
     def save(self, step: int, policy: RecurrentPolicy, optimizer_state: Dict[str, Any], progress: Dict[str, Any],
              data: Optional[Demonstrations] = None) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(self.root)  # left by a run killed mid-write
         final = self.root / f"{int(step):08d}"
         with atomic_directory(final) as tmp:
             save_policy(policy, tmp)
@@ -102,8 +103,12 @@ class CheckpointManager:
             return None
         try:
             name = json.loads(pointer.read_text())["path"]
-        except (json.JSONDecodeError, KeyError) as err:
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{pointer}: unreadable checkpoint pointer ({err})") from err
+        # The pointer names a checkpoint of this run: a plain name, never a path elsewhere.
+        if not (isinstance(name, str) and name.isdigit()):
+            raise ValueError(f"{pointer}: 'path' must name a checkpoint directory of this run (digits), "
+                             f"got {name!r:.80}")
         path = self.root / name
         if not path.is_dir():
             raise ValueError(f"{pointer} points at {path}, which does not exist")

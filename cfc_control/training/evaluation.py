@@ -22,7 +22,7 @@ import torch
 
 from cfc_control.policies import RecurrentPolicy, check_spaces, load_policy, resolve_policy_dir
 from cfc_control.policies.periods import warn_if_env_outside
-from cfc_control.tasks import make_env, resolve_env_id
+from cfc_control.tasks import make_env, resolve_env_id, resolve_stored_task
 from cfc_control.training.rollout import run_episodes
 
 # Evaluation episodes use their own seeds, far from the ones demonstrations and training use, and
@@ -58,10 +58,12 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
         policy = load_policy(resolve_policy_dir(policy))
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
-    task = env or policy.task
-    if not task:
+    if env:
+        task = resolve_env_id(env)
+    elif not policy.task:
         raise ValueError("the policy names no task; pass env=")
-    task = resolve_env_id(task)
+    else:  # read from a file: data, never resolved by importing anything
+        task = resolve_stored_task(policy.task, "the policy's config.json")
 
     def env_fn():
         return make_env(task, timing=timing, obs=obs)
