@@ -65,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from cfc_control.files import atomic_write_text
     from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
     from cfc_control.study.runner import load_expert_results
-    from cfc_control.study.work import expected_run_args
+    from cfc_control.study.work import expected_config
 
     try:
         plan = make_plan(args.env, algo=args.algo, models=args.models.split(","),
@@ -73,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          out=args.out, runs_root=args.runs_root, train_args=train_args,
                          expert="auto" if args.expert_row else None)
         # Fail now, not in every worker, on a training flag that does not parse.
-        expected_run_args(plan.train_jobs()[0], plan.runs_root / "check")
+        expected_config(plan.train_jobs()[0], plan.runs_root / "check")
     except ValueError as err:
         parser.error(str(err))
     command = "python -m cfc_control.study " + shlex.join(argv)

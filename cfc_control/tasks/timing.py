@@ -72,8 +72,11 @@ class TimingModel:
         return self.drop > 0 and bool(rng.random() < self.drop)
 
     def scaled(self, factor: float) -> "TimingModel":
-        """The same model with every time multiplied by ``factor`` (drop unchanged)."""
-        return replace(self, low=self.low * factor, high=self.high * factor)
+        """The same model with every time multiplied by ``factor`` (drop unchanged), rounded to
+        the canonical spec's 12 significant digits: a preset and its spec written out
+        (``Jitter`` and ``uniform:0.04,0.06`` at a 0.05 s period) are then the same model and draw
+        the same periods, so a card made with either replays exactly with the other."""
+        return replace(self, low=float(_fmt(self.low * factor)), high=float(_fmt(self.high * factor)))
 
     def __str__(self) -> str:
         return self.spec

@@ -49,10 +49,11 @@ class EvalResult:
 
 def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optional[str] = None, *,
              timing: Optional[str] = None, obs: Optional[str] = None, episodes: int = 20,
-             seed: int = EVAL_SEED, batch: int = 32) -> EvalResult:
+             seed: int = EVAL_SEED, batch: int = 32, progress: Optional[str] = None) -> EvalResult:
     """Run ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``, ...) of ``policy`` (a policy
     or its directory) on task ``env`` (default: the task the policy was trained on), with
-    ``timing``/``obs`` overriding the task's. Deterministic for a given policy and seed."""
+    ``timing``/``obs`` overriding the task's. Deterministic for a given policy and seed.
+    ``progress``: the label of a progress bar over the episodes (none without)."""
     if not isinstance(policy, RecurrentPolicy):
         policy = load_policy(resolve_policy_dir(policy))
     if episodes <= 0:
@@ -74,7 +75,8 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
         probe.close()
     policy.eval()
     with torch.no_grad():
-        result = run_episodes(env_fn, [seed + i for i in range(episodes)], policy=policy, batch=batch)
+        result = run_episodes(env_fn, [seed + i for i in range(episodes)], policy=policy, batch=batch,
+                              progress=progress)
     returns = result.returns.astype(float)
     return EvalResult(task=task, timing=spec, episodes=episodes, seed=seed, mean=float(returns.mean()),
                       std=float(returns.std()), returns=returns.tolist(), lengths=result.lengths.astype(int).tolist())
@@ -109,11 +111,13 @@ def evaluate_expert(spec: Union[str, "os.PathLike[str]"], env: str, *, timing: O
 
 def evaluate_timings(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optional[str] = None, *,
                      timings: Sequence[str] = TIMINGS, episodes: int = 20, seed: int = EVAL_SEED,
-                     obs: Optional[str] = None) -> Dict[str, EvalResult]:
-    """:func:`evaluate` under each timing (default the Fixed, Jitter and Irregular presets)."""
+                     obs: Optional[str] = None, progress: bool = False) -> Dict[str, EvalResult]:
+    """:func:`evaluate` under each timing (default the Fixed, Jitter and Irregular presets), with
+    a progress bar per timing when ``progress``."""
     if not isinstance(policy, RecurrentPolicy):
         policy = load_policy(resolve_policy_dir(policy))
-    return {t: evaluate(policy, env, timing=t, obs=obs, episodes=episodes, seed=seed) for t in timings}
+    return {t: evaluate(policy, env, timing=t, obs=obs, episodes=episodes, seed=seed,
+                        progress=f"eval {t}" if progress else None) for t in timings}
 
 
 def card_entry(results: Dict[str, EvalResult]) -> Dict[str, Any]:

@@ -73,6 +73,7 @@ class SequencePPO(OnPolicyAlgorithm):
             :class:`ActorCritic`.
         config: hyperparameters (default: :func:`~.hyperparams.config_for` the task).
         seed: seeds torch, numpy and the envs; device: torch device (CPU is the fast one here).
+        timing, obs: override the task's timing and observation model (``env`` a task name).
     """
 
     policy: ActorCritic
@@ -82,14 +83,14 @@ class SequencePPO(OnPolicyAlgorithm):
                  config: Optional[PPOConfig] = None, *, model_kw: Optional[Dict[str, Any]] = None,
                  seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
                  tensorboard_log: Optional[str] = None, verbose: int = 0, dt_channel: bool = True,
-                 task: Optional[str] = None) -> None:
+                 task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None) -> None:
         if isinstance(env, str):
             from cfc_control.tasks import resolve_env_id
 
             task = resolve_env_id(env)
             config = config or config_for(task)
             env = make_task_vec_env(task, config.n_envs, normalize_reward=config.normalize_reward,
-                                    gamma=config.gamma)
+                                    gamma=config.gamma, timing=timing, obs=obs)
         config = config or config_for(task)
         if not isinstance(policy, (str, RecurrentPolicy, ActorCritic)):
             raise TypeError(f"policy must be a model name, a RecurrentPolicy or an ActorCritic, got {type(policy).__name__}")
