@@ -118,3 +118,32 @@ def test_bad_hyperparameters_fail_with_a_clear_message(tmp_path, capsys):
     for i, (flags, message) in enumerate(cases):
         assert train.main(TINY + flags + ["--out", str(tmp_path / str(i))]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_resumed_run_ends_with_the_weights_of_a_straight_run(tmp_path, monkeypatch):
+    """The checkpoint holds every part of the state (actor, critic, log-std, optimiser, counters,
+    normalisers, generators, and the rollout in progress: each env's simulator and generators,
+    the last observations and recurrent states), so an interrupted run resumed from it is the
+    straight run bit for bit, logs included."""
+    args = TINY + ["--total-steps", "512", "--checkpoint-every", "2", "--eval-episodes", "0", "--no-tensorboard"]
+    assert train.main(args + ["--out", str(tmp_path / "straight")]) == 0
+    original = SequencePPO.collect_rollouts
+    calls = {"n": 0}
+
+    def crash_on_third(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # mid-episode in every env: InvertedPendulum episodes outlast 2 rollouts here
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(SequencePPO, "collect_rollouts", crash_on_third)
+    assert train.main(args + ["--out", str(tmp_path / "crashed")]) == 130
+    monkeypatch.setattr(SequencePPO, "collect_rollouts", original)
+    assert train.main(["--out", str(tmp_path / "crashed"), "--resume", "--no-progress"]) == 0
+    straight, resumed = load_policy(tmp_path / "straight" / "policy"), load_policy(tmp_path / "crashed" / "policy")
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    def learning(rows):  # every column but the clocks
+        return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "elapsed_s"} for r in rows]
+
+    assert learning(_rows(tmp_path / "crashed")) == learning(_rows(tmp_path / "straight"))

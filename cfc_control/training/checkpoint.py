@@ -94,6 +94,12 @@ class Checkpoint:
     path: Path
     tensors: Dict[str, torch.Tensor] = field(default_factory=dict)
     models: Dict[str, RecurrentModel] = field(default_factory=dict)
+    generators: tuple = ({}, {})  # (tensors, JSON) of global_rng_state() when it was taken
+
+    def restore_generators(self) -> None:
+        """Set torch's, numpy's and Python's generators to their state at this checkpoint (again:
+        building the algorithm's objects after loading draws from them)."""
+        set_global_rng_state(*self.generators)
 
 
 class CheckpointManager:
@@ -160,10 +166,12 @@ class CheckpointManager:
         optimizer_state = optimizer_from_files(load_file(str(path / "optimizer.safetensors")),
                                                json.loads((path / "optimizer.json").read_text()))
         progress = json.loads((path / "progress.json").read_text())
+        rng_meta = json.loads((path / "rng.json").read_text()) if (path / "rng.json").is_file() else {}
+        generators = (load_file(str(path / "rng.safetensors")), rng_meta)
         if restore_rng:
-            rng_meta = json.loads((path / "rng.json").read_text()) if (path / "rng.json").is_file() else {}
-            set_global_rng_state(load_file(str(path / "rng.safetensors")), rng_meta)
+            set_global_rng_state(*generators)
         data = load_demos(path / "data.npz") if (path / "data.npz").is_file() else None
         tensors = load_file(str(path / "state.safetensors")) if (path / "state.safetensors").is_file() else {}
         models = {p.name: load_model(p) for p in sorted(path.iterdir()) if (p / "model.safetensors").is_file()}
-        return Checkpoint(int(progress["step"]), policy, optimizer_state, progress, data, path, tensors, models)
+        return Checkpoint(int(progress["step"]), policy, optimizer_state, progress, data, path, tensors, models,
+                          generators)

@@ -13,21 +13,25 @@ one row per iteration, at the env-step count.
 A checkpoint (``checkpoints/<step>/``, one per step) holds the actor with its observation
 normaliser (a policy directory), the optimiser, the critic (``critic/``), the log-std and the
 reward normaliser's running returns (``state.safetensors``), the counters and return statistics
-(``progress.json``) and the global generators (torch, numpy, Python). On resume the envs start
-fresh episodes: their seeds move on by the steps already taken (see the README, "Resume").
+(``progress.json``), the global generators (torch, numpy, Python) and the rollout in progress:
+every env's simulator state and generators, the last observations and recurrent states
+(:mod:`.env_state`). A run resumed from it ends with the same weights as one run straight
+through. (Envs outside this process, which :mod:`.env_state` cannot capture, start fresh
+episodes on resume instead, their seeds moved on by the steps already taken.)
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
 from cfc_control.training.config import RunConfig
 from cfc_control.training.evaluation import EVAL_SEED
+from cfc_control.training.ppo import env_state
 from cfc_control.training.ppo.algorithm import SequencePPO
 from cfc_control.training.ppo.hyperparams import config_for, model_kwargs_for
 from cfc_control.training.ppo.persistence import CRITIC, restore_parts, state_parts
@@ -72,7 +76,24 @@ def _restore(algo: SequencePPO, ctx: RunContext, seed: int) -> None:
     assert ck is not None and algo.env is not None
     restore_parts(algo, ck.tensors, ck.models[CRITIC], ck.progress["ppo"], where=str(ck.path))
     algo.policy.optimizer.load_state_dict(ck.optimizer_state)
-    algo.env.seed(seed + algo.num_timesteps)  # new episodes, not a replay of the first ones
+    rollout = ck.progress.get("rollout")
+    if rollout is not None:
+        prefix = "rollout."
+        env_state.restore(algo, {k[len(prefix):]: v for k, v in ck.tensors.items() if k.startswith(prefix)}, rollout)
+    else:  # envs outside this process: new episodes, not a replay of the first ones
+        algo.env.seed(seed + algo.num_timesteps)
+    ck.restore_generators()  # building the algorithm drew from them
+
+
+def _checkpoint_parts(algo: SequencePPO) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+    """(progress, tensors, models) of a PPO checkpoint: every part of the algorithm's state."""
+    tensors, models, meta = state_parts(algo)
+    progress: Dict[str, Any] = {"iteration": algo.iteration, "num_timesteps": int(algo.num_timesteps), "ppo": meta}
+    rollout = env_state.capture(algo)
+    if rollout is not None:
+        tensors.update({f"rollout.{k}": v for k, v in rollout[0].items()})
+        progress["rollout"] = rollout[1]
+    return progress, tensors, models
 
 
 def run_ppo(config: RunConfig, ctx: RunContext) -> TrainOutcome:
@@ -91,12 +112,10 @@ def run_ppo(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     saved_at = {"step": ctx.checkpoint.step if resumed else -1}
 
     def checkpoint(a: SequencePPO) -> None:
-        step = int(a.num_timesteps)
-        tensors, models, meta = state_parts(a)
-        ctx.save_checkpoint(step, a.policy.actor, a.policy.optimizer.state_dict(),
-                            {"iteration": a.iteration, "num_timesteps": step, "ppo": meta},
+        progress, tensors, models = _checkpoint_parts(a)
+        ctx.save_checkpoint(int(a.num_timesteps), a.policy.actor, a.policy.optimizer.state_dict(), progress,
                             tensors=tensors, models=models)
-        saved_at["step"] = step
+        saved_at["step"] = int(a.num_timesteps)
 
     def on_iteration(a: SequencePPO) -> None:
         if a.iteration % config.checkpoint_every == 0:
