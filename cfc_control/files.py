@@ -87,3 +87,15 @@ def read_json(path: PathLike, missing: str = "missing") -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Raise ValueError unless ``directory`` exists or can be made, and files can be written in it."""
+    directory = Path(directory)
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{what} {directory}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {directory}: cannot write there (no permission in {existing})")

@@ -4,7 +4,6 @@ logs, checkpoints, --resume after a crash, --init-from."""
 import csv
 import json
 
-import pytest
 import torch
 
 from cfc_control import train

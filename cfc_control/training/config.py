@@ -19,7 +19,6 @@ bar, logs, threads) and are not recorded.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -156,15 +155,3 @@ class RunOptions:
     threads: int = setting(1, "torch CPU threads; 0 keeps torch's default. Small recurrent models stepped "
                               "one step at a time gain nothing from more, and spinning threads slow to a "
                               "crawl on a busy machine (measured: 0.4 s vs 1.6-4.5 s per epoch on 2 shared cores)")
-
-
-def check_writable(directory: Path, what: str) -> None:
-    """Raise ValueError unless ``directory`` exists or can be made, and files can be written in it."""
-    directory = Path(directory)
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise ValueError(f"{what} {directory}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {directory}: cannot write there (no permission in {existing})")

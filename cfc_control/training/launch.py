@@ -31,7 +31,8 @@ from typing import Any, Dict, Optional
 import cfc_control
 from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_policy
 from cfc_control.tasks import make_env, parse_timing, resolve_env_id, task_info
-from cfc_control.training.config import ALGORITHMS, RunConfig, RunOptions, check_writable
+from cfc_control.files import check_writable
+from cfc_control.training.config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.training.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
 from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
 from cfc_control.training.run import Algorithm, RunContext, read_run_config, write_run_config
