@@ -15,18 +15,16 @@ import argparse
 import sys
 from typing import List, Optional
 
+from cfc_control.policies import load_policy
+from cfc_control.runtime.export import FORMATS, export_policy, state_names
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from cfc_control.runtime.export import FORMATS
-
     parser = argparse.ArgumentParser(prog="python -m cfc_control.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory (config.json + model.safetensors)")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, help="file to write (replaced atomically)")
     args = parser.parse_args(argv)
-
-    from cfc_control.policies import load_policy
-    from cfc_control.runtime.export import export_policy, state_names
 
     try:
         policy = load_policy(args.policy)

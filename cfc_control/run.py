@@ -20,6 +20,10 @@ import os
 import sys
 from typing import List, Optional
 
+from cfc_control.runtime import loop
+from cfc_control.runtime.runner import PolicyRunner
+from cfc_control.runtime.client import PolicyClient
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfc_control.run", description=__doc__.split("\n\n")[0])
@@ -41,8 +45,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from cfc_control.runtime import loop
-    from cfc_control.runtime.runner import PolicyRunner
 
     try:
         runner = PolicyRunner.load(args.policy)
@@ -51,8 +53,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError("the policy names no task; pass --env")
         with loop.realtime_priority(args.realtime) as scheduling:
             if args.connect:
-                from cfc_control.runtime.client import PolicyClient
-
                 with PolicyClient(args.connect, args.robot, timeout_s=max(1.0, 10.0 / args.rate)) as client:
                     report = loop.run_through_node(client, task, args.rate, args.duration, runner.n_obs,
                                                    runner.n_act, args.seed, spin_s=args.spin_ms / 1e3)

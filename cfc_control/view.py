@@ -21,6 +21,8 @@ from typing import List, Optional
 
 from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.files import check_writable
+from cfc_control.policies import load_policy, resolve_policy_dir
+from cfc_control.tasks import make_env, resolve_env_id
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 WIRING_SUFFIXES = (".png", ".svg")
@@ -76,6 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             except ValueError as err:
                 parser.error(str(err))
 
+    # The viewer is imported here, not at the top: MuJoCo picks its rendering backend from
+    # MUJOCO_GL when it is first imported, and that variable is settled just below.
     from cfc_control.viewer.live import NoDisplayError, check_display, display_available
 
     try:
@@ -93,8 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cfc_control.policies import load_policy, resolve_policy_dir
-    from cfc_control.tasks import make_env, resolve_env_id
+    # Imported after main() settled MUJOCO_GL (see there).
     from cfc_control.viewer import (
         configure_rendering,
         record_rollout,
@@ -167,7 +170,7 @@ def _short(env_id: str) -> str:
 
 
 def _camera_names(env) -> str:
-    import mujoco
+    import mujoco  # after MUJOCO_GL is settled (see main)
 
     model = env.unwrapped.model
     names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]

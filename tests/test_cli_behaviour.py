@@ -171,3 +171,16 @@ def test_the_settotalmass_warning_is_silenced_and_others_are_not(capfd):
     with stock_env_warnings():
         mujoco.mj_step(model, data)
     assert "Nan, Inf or huge value in QPOS" in capfd.readouterr().err
+
+
+def test_progress_shows_collection_evaluation_and_the_ppo_return(tmp_path, capsys):
+    bc = ["--env", TASK, "--model-kw", "units=8", "--episodes", "2", "--epochs", "1", "--window", "16",
+          "--burn-in", "8", "--eval-episodes", "1", "--eval-timings", "Fixed", "--no-tensorboard"]
+    assert train_cli.main(bc + ["--out", str(tmp_path / "bc")]) == 0
+    err = capsys.readouterr().err
+    assert "demonstrations" in err and "eval Fixed" in err and "episode" in err
+    ppo = ["--env", TASK, "--algo", "ppo", "--model-kw", "units=8", "--n-envs", "2", "--n-steps", "64",
+           "--hp", "batch_size=64", "--n-epochs", "1", "--total-steps", "256", "--eval-episodes", "0",
+           "--no-tensorboard"]
+    assert train_cli.main(ppo + ["--out", str(tmp_path / "ppo")]) == 0
+    assert "return=" in capsys.readouterr().err  # the recent episode return on the PPO bar

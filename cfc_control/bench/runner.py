@@ -29,6 +29,10 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import torch
 
+from cfc_control.models import make
+from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
+from cfc_control.runtime.runner import PolicyRunner
+
 N_OBS, N_ACT, UNITS = 17, 6, 64
 NOMINAL = 0.05
 GOALS = {"cfc": (25.0, 60.0), "ncp": (50.0, 120.0)}  # batch-1 runner p50, p99 (us)
@@ -83,9 +87,6 @@ def limit_blas_threads() -> str:
 
 
 def _policy(name: str):
-    from cfc_control.models import make
-    from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
-
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     model = make(name, N_OBS, N_ACT, units=UNITS)
@@ -94,8 +95,6 @@ def _policy(name: str):
 
 
 def bench_policy(name: str, batch: int, reps: int) -> List[Row]:
-    from cfc_control.runtime.runner import PolicyRunner
-
     policy = _policy(name)
     rng = np.random.default_rng(1)
     runner = PolicyRunner(policy, batch_size=batch)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from cfc_control.models.cfc import CfC
+from cfc_control.models.ltc import LTC
 from cfc_control.wirings import from_ncps_wiring
 
 _ACTIVATION_BY_CLASS = {"LeCun": "lecun_tanh", "SiLU": "silu", "ReLU": "relu", "Tanh": "tanh", "GELU": "gelu"}
@@ -34,8 +35,6 @@ def from_ncps(module: nn.Module) -> nn.Module:
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("from_ncps needs the reference library: pip install 'cfc-control[ref]'") from e
     if isinstance(module, ref.LTC):
-        from cfc_control.models.ltc import LTC
-
         return LTC.from_ncps_module(module)
     if not isinstance(module, ref.CfC):
         raise TypeError(

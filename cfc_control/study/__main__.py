@@ -21,6 +21,10 @@ import time
 from typing import List, Optional
 
 from cfc_control.study.jobs import ALGOS, DEFAULT_MODELS, DEFAULT_SEEDS, DEFAULT_TIMINGS
+from cfc_control.files import atomic_write_text
+from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
+from cfc_control.study.runner import load_expert_results
+from cfc_control.study.work import expected_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,10 +66,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     own, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = build_parser()
     args = parser.parse_args(own)
-    from cfc_control.files import atomic_write_text
-    from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
-    from cfc_control.study.runner import load_expert_results
-    from cfc_control.study.work import expected_config
 
     try:
         plan = make_plan(args.env, algo=args.algo, models=args.models.split(","),

@@ -13,8 +13,6 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
-import mujoco
-
 DEPRECATED = "compiler attribute 'settotalmass' is deprecated"
 
 
@@ -25,6 +23,10 @@ def _print(message: str) -> None:
 @contextmanager
 def stock_env_warnings() -> Iterator[None]:
     """Within: MuJoCo warnings except the settotalmass deprecation go on as before."""
+    # Imported here: importing cfc_control.tasks must not import MuJoCo, which picks its
+    # rendering backend (MUJOCO_GL) when first imported.
+    import mujoco
+
     previous: Optional[Callable[[str], None]] = mujoco.get_mju_user_warning()
     forward = previous or _print
 

@@ -22,6 +22,8 @@ from typing import Mapping
 
 import numpy as np
 
+from cfc_control.tasks.specs import timing_presets
+
 SYNTAX = (
     "fixed:DT | uniform:LO,HI | loguniform:LO,HI (seconds, 0 < LO < HI), optionally followed by "
     "+drop:P (0 <= P < 1); or a preset name ({presets}) relative to the nominal period, "
@@ -149,8 +151,6 @@ def parse_timing(
     if not isinstance(spec, str):
         raise TypeError(f"timing spec must be a string, got {type(spec).__name__} {spec!r}")
     if presets is None:
-        from cfc_control.tasks.specs import timing_presets
-
         presets = timing_presets()
     if not spec.strip():
         raise _error(spec, "it is empty", presets)

@@ -23,6 +23,7 @@ import torch
 from cfc_control.policies import RecurrentPolicy, check_spaces, load_policy, resolve_policy_dir
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training.rollout import run_episodes
+from cfc_control.experts import make_expert
 
 # Evaluation episodes use their own seeds, far from the ones demonstrations and training use, and
 # the same ones for every policy, so that scores compare on the same initial states and periods.
@@ -88,8 +89,6 @@ def evaluate_expert(spec: Union[str, "os.PathLike[str]"], env: str, *, timing: O
     """:func:`evaluate` for an expert (``"lqr"`` or an SB3 expert directory) on task ``env``, on
     the same episode seeds: the anchor a cloned policy is measured against. The expert acts on the
     full simulator state, whatever the task observes."""
-    from cfc_control.experts import make_expert
-
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     task = resolve_env_id(env)

@@ -36,6 +36,8 @@ from cfc_control.training.config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.training.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
 from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
 from cfc_control.training.run import Algorithm, RunContext, read_run_config, write_run_config
+from cfc_control.models.registry import available
+from cfc_control.training.ppo.hyperparams import config_for
 
 
 @dataclass
@@ -80,8 +82,6 @@ def check_task(name: str) -> str:
 
 def check_config(config: RunConfig) -> None:
     """Raise ValueError (one line, naming the setting) for whatever in ``config`` would fail later."""
-    from cfc_control.models.registry import available
-
     task = check_task(config.env)
     if config.policy not in available():
         raise ValueError(f"--policy {config.policy!r} is not a model; available: {', '.join(available())}")
@@ -102,8 +102,6 @@ def check_config(config: RunConfig) -> None:
             if spec != "lqr" and not (Path(spec) / "config.json").is_file():
                 raise ValueError(f"--expert {spec}: not 'lqr' nor an expert directory (no config.json there)")
     if config.algo == "ppo":
-        from cfc_control.training.ppo.hyperparams import config_for
-
         if config.ppo.init_from:
             resolve_policy_dir(config.ppo.init_from)
         config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from))

@@ -42,6 +42,11 @@ from cfc_control.training.logger import RunLogger
 from cfc_control.training.policy_factory import make_policy
 
 
+# Metrics on the progress bar, by the label they get there (PPO's is the recent episode return).
+SHOWN = {"train_loss": "train_loss", "val_loss": "val_loss", "iteration": "iteration",
+         "rollout/ep_rew_mean": "return"}
+
+
 @dataclass
 class TrainOutcome:
     """The trained policy and the card entries the algorithm adds (merged into card.json)."""
@@ -113,7 +118,7 @@ class RunContext:
         metrics = {**metrics, "elapsed_s": round(self.elapsed(), 2)}
         self.logger.log(step, metrics)
         if self.bar is not None:
-            shown = {k: f"{v:.4g}" for k, v in metrics.items() if k in ("train_loss", "val_loss", "iteration")}
+            shown = {label: f"{metrics[key]:.4g}" for key, label in SHOWN.items() if key in metrics}
             self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
 

@@ -56,6 +56,9 @@ from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
 from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
 from cfc_control.training.ppo.vec_env import StepProgressBar, vec_env_nominal_dt, make_task_vec_env
+from cfc_control.tasks import resolve_env_id
+from cfc_control.models.registry import make
+from cfc_control.training.ppo.persistence import load_state, save_state
 
 PolicySpec = Union[str, RecurrentPolicy, ActorCritic]
 
@@ -85,8 +88,6 @@ class SequencePPO(OnPolicyAlgorithm):
                  tensorboard_log: Optional[str] = None, verbose: int = 0, dt_channel: bool = True,
                  task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None) -> None:
         if isinstance(env, str):
-            from cfc_control.tasks import resolve_env_id
-
             task = resolve_env_id(env)
             config = config or config_for(task)
             env = make_task_vec_env(task, config.n_envs, normalize_reward=config.normalize_reward,
@@ -146,8 +147,6 @@ class SequencePPO(OnPolicyAlgorithm):
         self._last_states = (actor_state, critic_state)
 
     def _fresh_actor(self, model_name: str) -> RecurrentPolicy:
-        from cfc_control.models.registry import make
-
         n_obs = int(self.observation_space.shape[0]) - int(self.dt_channel)
         n_act = int(self.action_space.shape[0])
         normalizer = (ObsNormalizer(np.zeros(n_obs), np.ones(n_obs), clip=self.config.obs_clip)
@@ -324,14 +323,10 @@ class SequencePPO(OnPolicyAlgorithm):
     def save_state(self, directory: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> Path:
         """Write everything else training needs to continue (critic, log-std, optimiser, counters,
         return statistics); see :mod:`.persistence`."""
-        from cfc_control.training.ppo.persistence import save_state
-
         return save_state(self, directory, optimizer=optimizer)
 
     def load_state(self, directory: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> None:
         """Restore what :meth:`save_state` wrote into this (identically configured) algorithm."""
-        from cfc_control.training.ppo.persistence import load_state
-
         load_state(self, directory, optimizer=optimizer)
 
     def save(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]

@@ -39,8 +39,7 @@ from cfc_control.training.run import Algorithm, RunContext, TrainOutcome
 
 
 class RunLogWriter(KVWriter):
-    """Sends SB3's logger rows (one per iteration) to the run's CSV and TensorBoard logs, and the
-    recent episode return to the progress bar."""
+    """Sends SB3's logger rows (one per iteration) to the run's CSV and TensorBoard logs."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -48,9 +47,7 @@ class RunLogWriter(KVWriter):
     def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Any], step: int = 0) -> None:
         metrics = {k: v for k, v in key_values.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        self.ctx.log(int(step), metrics)
-        if self.ctx.bar is not None and "rollout/ep_rew_mean" in metrics:
-            self.ctx.bar.set_postfix({"return": f"{metrics['rollout/ep_rew_mean']:.4g}"}, refresh=True)
+        self.ctx.log(int(step), metrics)  # the progress bar shows the recent episode return
 
     def close(self) -> None:
         pass
