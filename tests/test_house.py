@@ -161,3 +161,17 @@ def test_no_module_past_400_lines_but_the_listed_ones():
     long = {name for name, path in MODULES.items() if len(path.read_text().splitlines()) > MAX_LINES}
     assert sorted(long - set(LONG_MODULES)) == []
     assert sorted(set(LONG_MODULES) - long) == []
+
+
+def test_every_command_is_a_console_script():
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    commands = {name for name in MODULES if name.count(".") == 1 and (PACKAGE / f"{name.split('.')[1]}.py").is_file()
+                and "def main(" in MODULES[name].read_text()}
+    targets = {target.split(":")[0] for target in scripts.values()}
+    assert commands <= targets  # every top-level `python -m cfc_control.X` command is installed too
+    for name, target in scripts.items():
+        module, _, attr = target.partition(":")
+        assert name.startswith("cfc-") and callable(getattr(importlib.import_module(module), attr)), name
