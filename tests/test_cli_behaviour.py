@@ -5,6 +5,7 @@ deprecation is silenced where Gymnasium's XML compiles and nothing else is."""
 
 import json
 import math
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -184,3 +185,28 @@ def test_progress_shows_collection_evaluation_and_the_ppo_return(tmp_path, capsy
            "--no-tensorboard"]
     assert train_cli.main(ppo + ["--out", str(tmp_path / "ppo")]) == 0
     assert "return=" in capsys.readouterr().err  # the recent episode return on the PPO bar
+
+
+def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "cfc_control.train", "--env", TASK, "--model-kw", "units=8", "--episodes", "2",
+            "--epochs", "100000", "--window", "16", "--burn-in", "8", "--checkpoint-every", "1", "--no-progress",
+            "--no-tensorboard", "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        deadline = time.time() + 120
+        while not (out / "checkpoints" / "latest.json").is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert f"--out {out} --resume" in err and "the last checkpoint is" in err

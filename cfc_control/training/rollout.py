@@ -10,6 +10,7 @@ mixture), else the student's, plus optional DART noise. Finished envs wait for t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -146,7 +147,7 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
                 alive[i] = False
                 finals[i] = obs[i].copy()
                 bar.update(1)
-        if not bar.disable and int(steps.max()) % 100 == 0:
+        if not bar.disable and time.time() - bar.last_print_t >= 1.0:  # lockstep episodes end together
             bar.set_postfix(step=int(steps.max()), refresh=True)
     episodes = []
     if record:
