@@ -11,16 +11,17 @@ include normalisation, Δt clamping and scaling, and the action mapping; see
 
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.policies import load_policy
 from cfc_control.runtime.export import FORMATS, export_policy, state_names
 
+PROG = "python -m cfc_control.export"
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.export", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory (config.json + model.safetensors)")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, help="file to write (replaced atomically)")
@@ -30,8 +31,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         policy = load_policy(args.policy)
         path = export_policy(policy, args.out, args.format)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     names = state_names(policy)
     if args.format == "onnx":
         io = f"inputs obs, dt{''.join(', ' + n for n in names)}; outputs action{''.join(', ' + n + '_out' for n in names)}"
@@ -42,4 +42,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

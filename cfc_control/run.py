@@ -14,19 +14,20 @@ p50/p99/max, the Δt distribution fed to the policy, and the return
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.runtime import loop
 from cfc_control.runtime.runner import PolicyRunner
 from cfc_control.runtime.client import PolicyClient
 
+PROG = "python -m cfc_control.run"
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.run", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory")
     parser.add_argument("--env", default=None, help="task (default: the policy's)")
     parser.add_argument("--rate", type=float, required=True, help="control rate in Hz")
@@ -61,11 +62,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                              spin_s=args.spin_ms / 1e3)
         report.scheduling = scheduling
     except (FileNotFoundError, ValueError, TimeoutError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

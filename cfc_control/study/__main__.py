@@ -20,6 +20,7 @@ import sys
 import time
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser
 from cfc_control.study.jobs import ALGOS, DEFAULT_MODELS, DEFAULT_SEEDS, DEFAULT_TIMINGS
 from cfc_control.files import atomic_write_text
 from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
@@ -28,7 +29,7 @@ from cfc_control.study.work import expected_config
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.study", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m cfc_control.study", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="study", required=True)
     p = sub.add_parser("timing", help="returns of several models under several control-period timings",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
