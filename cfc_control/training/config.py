@@ -31,7 +31,7 @@ from cfc_control.training.dagger import DAggerConfig
 ALGORITHMS: Dict[str, str] = {
     "bc": "cfc_control.training.imitation:BC",
     "dagger": "cfc_control.training.imitation:DAGGER",
-    "ppo": "cfc_control.training.ppo.cli:PPO",
+    "ppo": "cfc_control.training.ppo.trainer:PPO",
 }
 DEFAULT_ENV = "InvertedPendulum-Pos-Irregular"
 EVAL_TIMINGS = ("Fixed", "Jitter", "Irregular")
