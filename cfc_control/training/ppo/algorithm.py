@@ -13,7 +13,7 @@ handling and ``Monitor`` episode statistics, ``VecNormalize`` (reward only, see
 
 What is rewritten, and why:
 
-* ``_setup_model``: the policy is an :class:`~.policy.ActorCritic` around a
+* ``_setup_model``: the policy is an :class:`~.actor_critic.ActorCritic` around a
   :class:`~cfc_control.policies.RecurrentPolicy` (the policy directory's object), not an SB3
   ``ActorCriticPolicy``; the buffer is :class:`~.buffer.RecurrentSequenceBuffer`.
 * ``collect_rollouts``: carries each network's recurrent state (any shape) through the rollout,
@@ -54,7 +54,7 @@ from cfc_control.models.base import map_state
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
-from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
+from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer
 from cfc_control.training.ppo.vec_env import StepProgressBar, vec_env_nominal_dt, make_task_vec_env
 from cfc_control.tasks import resolve_env_id
 from cfc_control.models.registry import make
