@@ -12,7 +12,7 @@ from cfc_control import train
 from cfc_control.eval import main as eval_main
 from cfc_control.policies import load_policy, read_card
 from cfc_control.training import bc as bc_module
-from cfc_control.training.run import Algorithm
+from cfc_control.training.run_context import Algorithm
 
 BASE = ["--env", "InvertedPendulum-Pos-Irregular", "--model-kw", "units=8", "--episodes", "3", "--window", "16",
         "--burn-in", "8", "--no-progress"]

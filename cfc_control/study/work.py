@@ -29,7 +29,7 @@ from cfc_control.training import RunConfig, RunOptions, train
 from cfc_control.training.command_line import PROG, parse_config
 from cfc_control.training.evaluation import EVAL_SEED, evaluate
 from cfc_control.training.rollout import run_episodes
-from cfc_control.training.run import read_run_config
+from cfc_control.training.run_context import read_run_config
 
 POLICY_FILES = ("config.json", "model.safetensors", "card.json")
 

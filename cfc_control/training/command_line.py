@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 from cfc_control.cli import ArgumentParser
 from cfc_control.flags import add_flags, build, flags_by_path, iter_fields
 from cfc_control.training.config import RunConfig, RunOptions
-from cfc_control.training.run import read_run_config
+from cfc_control.training.run_context import read_run_config
 
 PROG = "python -m cfc_control.train"
 # A flag of another algorithm that has a counterpart here: say which to use instead.

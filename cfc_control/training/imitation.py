@@ -14,7 +14,7 @@ from cfc_control.training.collection import collect_demos
 from cfc_control.training.config import RunConfig
 from cfc_control.training.dagger import DAgger
 from cfc_control.training.demos import Demonstrations, load_demos, save_demos
-from cfc_control.training.run import Algorithm, RunContext, TrainOutcome
+from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome
 
 LQR_TASKS = ("InvertedPendulum", "InvertedDoublePendulum")
 EXPERTS_DIR = Path("policies") / "experts"

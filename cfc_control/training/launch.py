@@ -14,9 +14,9 @@ training time, the command, and the evaluation returns under each timing). ``pyt
 cfc_control.train`` and the timing study call this.
 
 Algorithms are a table (:data:`~cfc_control.training.config.ALGORITHMS`): name -> "module:attribute"
-of a :class:`cfc_control.training.run.Algorithm`. Adding one is adding a line there and a nested
+of a :class:`cfc_control.training.run_context.Algorithm`. Adding one is adding a line there and a nested
 settings dataclass to :class:`~cfc_control.training.config.RunConfig`; see
-:mod:`cfc_control.training.run` for the contract.
+:mod:`cfc_control.training.run_context` for the contract.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from cfc_control.files import check_writable
 from cfc_control.training.config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.training.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
 from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
-from cfc_control.training.run import Algorithm, RunContext, read_run_config, write_run_config
+from cfc_control.training.run_context import Algorithm, RunContext, read_run_config, write_run_config
 from cfc_control.models.registry import available
 from cfc_control.training.ppo.hyperparams import config_for
 
@@ -123,7 +123,7 @@ def train(config: RunConfig, options: RunOptions = RunOptions(), command: Option
         recorded, original = stored
         if recorded != config:
             raise ValueError(f"--resume: {run_dir} holds a run of another config; resume it with its own "
-                             f"(cfc_control.training.run.read_run_config) or train into another --out")
+                             f"(cfc_control.training.run_context.read_run_config) or train into another --out")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(run_dir, config, command)

@@ -35,7 +35,7 @@ from cfc_control.training.ppo import env_state
 from cfc_control.training.ppo.algorithm import SequencePPO
 from cfc_control.training.ppo.hyperparams import config_for, model_kwargs_for
 from cfc_control.training.ppo.persistence import CRITIC, restore_parts, state_parts
-from cfc_control.training.run import Algorithm, RunContext, TrainOutcome
+from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome
 
 
 class RunLogWriter(KVWriter):
