@@ -24,7 +24,7 @@ from typing import List, Optional
 from cfc_control.cli import INTERRUPTED, error_line
 from cfc_control.training.checkpoint import CheckpointManager
 from cfc_control.training.command_line import PROG, parse_config
-from cfc_control.training.config import ALGORITHMS, RunConfig
+from cfc_control.training.run_config import ALGORITHMS, RunConfig
 from cfc_control.training.launch import RunOutcome, load_algorithm, train
 
 __all__ = ["ALGORITHMS", "load_algorithm", "main"]

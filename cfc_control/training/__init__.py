@@ -8,7 +8,7 @@
 fields of :class:`RunConfig`.
 """
 
-from cfc_control.training.config import EvaluationConfig, ImitationConfig, PPOSettings, RunConfig, RunOptions
+from cfc_control.training.run_config import EvaluationConfig, ImitationConfig, PPOSettings, RunConfig, RunOptions
 from cfc_control.training.dagger import DAggerConfig
 from cfc_control.training.launch import RunOutcome, check_config, train
 

@@ -1,5 +1,5 @@
-"""The ``train`` command's flags, generated from :class:`~cfc_control.training.config.RunConfig`
-and :class:`~cfc_control.training.config.RunOptions`, and parsed back into them.
+"""The ``train`` command's flags, generated from :class:`~cfc_control.training.run_config.RunConfig`
+and :class:`~cfc_control.training.run_config.RunOptions`, and parsed back into them.
 
 ``python -m cfc_control.train`` is the thin entry point over this; the timing study turns its
 extra training flags into configs with :func:`parse_config` too.
@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from cfc_control.cli import ArgumentParser
 from cfc_control.flags import add_flags, build, flags_by_path, iter_fields
-from cfc_control.training.config import RunConfig, RunOptions
+from cfc_control.training.run_config import RunConfig, RunOptions
 from cfc_control.training.run_context import read_run_config
 
 PROG = "python -m cfc_control.train"

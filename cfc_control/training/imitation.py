@@ -11,7 +11,7 @@ from cfc_control.experts import make_expert
 from cfc_control.tasks import task_info
 from cfc_control.training.bc import BCTrainer
 from cfc_control.training.collection import collect_demos
-from cfc_control.training.config import RunConfig
+from cfc_control.training.run_config import RunConfig
 from cfc_control.training.dagger import DAgger
 from cfc_control.training.demos import Demonstrations, load_demos, save_demos
 from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome

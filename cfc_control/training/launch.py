@@ -13,9 +13,9 @@ and the result, ``policy/``: weights, config and card (task, algorithm, policy, 
 training time, the command, and the evaluation returns under each timing). ``python -m
 cfc_control.train`` and the timing study call this.
 
-Algorithms are a table (:data:`~cfc_control.training.config.ALGORITHMS`): name -> "module:attribute"
+Algorithms are a table (:data:`~cfc_control.training.run_config.ALGORITHMS`): name -> "module:attribute"
 of a :class:`cfc_control.training.run_context.Algorithm`. Adding one is adding a line there and a nested
-settings dataclass to :class:`~cfc_control.training.config.RunConfig`; see
+settings dataclass to :class:`~cfc_control.training.run_config.RunConfig`; see
 :mod:`cfc_control.training.run_context` for the contract.
 """
 
@@ -32,7 +32,7 @@ import cfc_control
 from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_policy
 from cfc_control.tasks import make_env, parse_timing, resolve_env_id, task_info
 from cfc_control.files import check_writable
-from cfc_control.training.config import ALGORITHMS, RunConfig, RunOptions
+from cfc_control.training.run_config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.training.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
 from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
 from cfc_control.training.run_context import Algorithm, RunContext, read_run_config, write_run_config

@@ -1,7 +1,7 @@
 """What every training algorithm behind :func:`cfc_control.training.launch.train` plugs into.
 
 An algorithm is an :class:`Algorithm`: a name, a help line and ``run(config, ctx) ->
-TrainOutcome``, where ``config`` is the :class:`~cfc_control.training.config.RunConfig` (its own
+TrainOutcome``, where ``config`` is the :class:`~cfc_control.training.run_config.RunConfig` (its own
 settings are a nested dataclass of it). ``train`` checks the config, builds the
 :class:`RunContext`, calls ``run``, then evaluates the returned policy under each timing and
 writes the policy directory with its card. ``run`` must:
@@ -36,7 +36,7 @@ from cfc_control.flags import from_dict
 from cfc_control.policies import ObsNormalizer, RecurrentPolicy
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training.checkpoint import Checkpoint, CheckpointManager
-from cfc_control.training.config import RunConfig, RunOptions
+from cfc_control.training.run_config import RunConfig, RunOptions
 from cfc_control.training.demos import Demonstrations
 from cfc_control.training.logger import RunLogger
 from cfc_control.training.policy_factory import make_policy

@@ -6,7 +6,7 @@
     python -m cfc_control.train --algo ppo --out runs/x --resume
 
 Hyperparameters come from :mod:`cfc_control.training.ppo.hyperparams` (the task's defaults);
-:class:`~cfc_control.training.config.PPOSettings` (the flags and ``--hp KEY=VALUE``) override
+:class:`~cfc_control.training.run_config.PPOSettings` (the flags and ``--hp KEY=VALUE``) override
 them. ``checkpoint_every`` counts PPO iterations (rollout + update). Logs (metrics.csv, tb/) have
 one row per iteration, at the env-step count.
 
@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
-from cfc_control.training.config import RunConfig
+from cfc_control.training.run_config import RunConfig
 from cfc_control.training.evaluation import EVAL_SEED
 from cfc_control.training.ppo import env_state
 from cfc_control.training.ppo.algorithm import SequencePPO
