@@ -99,7 +99,7 @@ def test_an_interrupted_study_resumes_only_the_missing_jobs(inline_study, monkey
 
 
 def test_a_failed_job_is_reported_and_the_others_finish(tmp_path, monkeypatch):
-    from cfc_control.study import runner
+    from cfc_control.study import driver as runner
 
     real = runner.run_eval
 

@@ -24,7 +24,7 @@ from cfc_control.cli import ArgumentParser
 from cfc_control.study.jobs import ALGOS, DEFAULT_MODELS, DEFAULT_SEEDS, DEFAULT_TIMINGS
 from cfc_control.files import atomic_write_text
 from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
-from cfc_control.study.runner import load_expert_results
+from cfc_control.study.driver import load_expert_results
 from cfc_control.study.work import expected_config
 
 
