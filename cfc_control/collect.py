@@ -6,7 +6,7 @@
 --expert is "lqr" (pendulum tasks) or an expert directory (python -m cfc_control.experts.train).
 --noise adds DART-style Gaussian noise to the *executed* action (std in units of the action's
 half-range); the recorded label is the expert's own action. The file format is described in
-:mod:`cfc_control.training.demos` (.npz, loads without executing code).
+:mod:`cfc_control.episodes.demos` (.npz, loads without executing code).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import List, Optional
 from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.files import check_writable
 from cfc_control.training.collection import collect_demos
-from cfc_control.training.demos import save_demos
+from cfc_control.episodes.demos import save_demos
 
 PROG = "python -m cfc_control.collect"
 

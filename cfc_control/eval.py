@@ -24,7 +24,7 @@ from typing import List, Optional
 from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
 from cfc_control.policies.catalog import compare_with_card
-from cfc_control.training.evaluation import EVAL_SEED, evaluate, evaluate_expert
+from cfc_control.episodes.evaluation import EVAL_SEED, evaluate, evaluate_expert
 
 
 PROG = "python -m cfc_control.eval"

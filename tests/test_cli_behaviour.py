@@ -18,7 +18,7 @@ from cfc_control import view as view_cli
 from cfc_control.policies import load_policy, read_card
 from cfc_control.tasks import make_env, parse_timing, task_info
 from cfc_control.training import EvaluationConfig, ImitationConfig, RunConfig, RunOptions, train
-from cfc_control.training.evaluation import evaluate
+from cfc_control.episodes.evaluation import evaluate
 
 TASK = "InvertedPendulum-Pos-Irregular"
 SHIPPED = "policies/cfc-invertedpendulum-pos-irregular"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cfc_control.training.command_line import parse_config
-from cfc_control.training.evaluation import evaluate
+from cfc_control.episodes.evaluation import evaluate
 from cfc_control.study import load_expert_results, load_results, make_backend, make_plan, parse_timings, run_study, write_report
 from cfc_control.study.__main__ import main as study_main
 from cfc_control.study.backends import InlineBackend, ProcessBackend

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from cfc_control.training.evaluation import EVAL_SEED
+from cfc_control.episodes.evaluation import EVAL_SEED
 from cfc_control.training.ppo import SequencePPO, config_for, make_task_vec_env
 
 ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp")
@@ -64,7 +64,7 @@ TIMINGS = ("Fixed", "Jitter", "Irregular")
 def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[float, float]]:
     """Deterministic returns of any SB3-style ``model.predict`` (recurrent or not) under each timing,
     through SB3's ``evaluate_policy`` on the task with the Δt channel; the same reset seeds for
-    every model (the evaluation seeds of :mod:`cfc_control.training.evaluation`)."""
+    every model (the evaluation seeds of :mod:`cfc_control.episodes.evaluation`)."""
     from stable_baselines3.common.evaluation import evaluate_policy
 
     out = {}

@@ -27,8 +27,8 @@ from cfc_control.study.jobs import EvalJob, ExpertJob, TrainJob
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training import RunConfig, RunOptions, train
 from cfc_control.training.command_line import PROG, parse_config
-from cfc_control.training.evaluation import EVAL_SEED, evaluate
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.evaluation import EVAL_SEED, evaluate
+from cfc_control.episodes.closed_loop import run_episodes
 from cfc_control.training.run_context import read_run_config
 
 POLICY_FILES = ("config.json", "model.safetensors", "card.json")

@@ -33,7 +33,7 @@ from cfc_control.files import atomic_directory, atomic_write_text
 from cfc_control.models.base import RecurrentModel
 from cfc_control.models.io import load_model, save_model
 from cfc_control.policies import RecurrentPolicy, load_policy, save_policy
-from cfc_control.training.demos import Demonstrations, load_demos, save_demos
+from cfc_control.episodes.demos import Demonstrations, load_demos, save_demos
 
 
 def optimizer_to_files(state: Dict[str, Any]) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:

@@ -8,9 +8,9 @@ import numpy as np
 
 from cfc_control.experts import make_expert
 from cfc_control.tasks import make_env, resolve_env_id
-from cfc_control.training.demos import Demonstrations
+from cfc_control.episodes.demos import Demonstrations
 from cfc_control.tasks import env_nominal_dt
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.closed_loop import run_episodes
 
 
 def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: int = 0, noise: float = 0.0,

@@ -24,8 +24,8 @@ import numpy as np
 from cfc_control.flags import setting
 from cfc_control.policies import RecurrentPolicy
 from cfc_control.training.bc import BCConfig, BCTrainer
-from cfc_control.training.demos import Demonstrations
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.demos import Demonstrations
+from cfc_control.episodes.closed_loop import run_episodes
 
 
 def beta_schedule(spec: str) -> Callable[[int], float]:

@@ -13,7 +13,7 @@ from cfc_control.training.bc import BCTrainer
 from cfc_control.training.collection import collect_demos
 from cfc_control.training.run_config import RunConfig
 from cfc_control.training.dagger import DAgger
-from cfc_control.training.demos import Demonstrations, load_demos, save_demos
+from cfc_control.episodes.demos import Demonstrations, load_demos, save_demos
 from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome
 
 LQR_TASKS = ("InvertedPendulum", "InvertedDoublePendulum")

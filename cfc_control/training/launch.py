@@ -33,7 +33,7 @@ from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_polic
 from cfc_control.tasks import make_env, parse_timing, resolve_env_id, task_info
 from cfc_control.files import check_writable
 from cfc_control.training.run_config import ALGORITHMS, RunConfig, RunOptions
-from cfc_control.training.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
+from cfc_control.episodes.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
 from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
 from cfc_control.training.run_context import Algorithm, RunContext, read_run_config, write_run_config
 from cfc_control.models.registry import available

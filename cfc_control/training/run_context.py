@@ -37,7 +37,7 @@ from cfc_control.policies import ObsNormalizer, RecurrentPolicy
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training.checkpoint import Checkpoint, CheckpointManager
 from cfc_control.training.run_config import RunConfig, RunOptions
-from cfc_control.training.demos import Demonstrations
+from cfc_control.episodes.demos import Demonstrations
 from cfc_control.training.logger import RunLogger
 from cfc_control.training.policy_factory import make_policy
 

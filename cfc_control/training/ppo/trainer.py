@@ -30,7 +30,7 @@ from stable_baselines3.common.logger import KVWriter, Logger
 
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
 from cfc_control.training.run_config import RunConfig
-from cfc_control.training.evaluation import EVAL_SEED
+from cfc_control.episodes.evaluation import EVAL_SEED
 from cfc_control.training.ppo import env_state
 from cfc_control.training.ppo.algorithm import SequencePPO
 from cfc_control.training.ppo.hyperparams import config_for, model_kwargs_for

@@ -5,7 +5,7 @@ an episode's first step) and its recurrent state carried through the episode; ep
 lockstep batches (one policy call per tick for all of them). Returns are the task's (reward per
 unit of simulated time, summed).
 
-    from cfc_control.training.evaluation import evaluate
+    from cfc_control.episodes.evaluation import evaluate
     r = evaluate("policies/cfc-invertedpendulum-pos-irregular", "InvertedPendulum-Pos-Irregular",
                  timing="Jitter", episodes=20)
     r.mean, r.std, r.returns, r.lengths
@@ -22,7 +22,7 @@ import torch
 
 from cfc_control.policies import RecurrentPolicy, check_spaces, load_policy, resolve_policy_dir
 from cfc_control.tasks import make_env, resolve_env_id
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.closed_loop import run_episodes
 from cfc_control.experts import make_expert
 
 # Evaluation episodes use their own seeds, far from the ones demonstrations and training use, and

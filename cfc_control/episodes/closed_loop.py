@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from cfc_control.tasks import env_nominal_dt
-from cfc_control.training.demos import Demonstrations
+from cfc_control.episodes.demos import Demonstrations
 
 
 @dataclass
