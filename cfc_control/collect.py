@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import List, Optional
 
 from cfc_control.cli import ArgumentParser, error_line
+from cfc_control.episodes.demos import save_demos
 from cfc_control.files import check_writable
 from cfc_control.training.collection import collect_demos
-from cfc_control.episodes.demos import save_demos
 
 PROG = "python -m cfc_control.collect"
 
