@@ -146,3 +146,14 @@ def test_a_resumed_run_ends_with_the_weights_of_a_straight_run(tmp_path, monkeyp
         return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "elapsed_s"} for r in rows]
 
     assert learning(_rows(tmp_path / "crashed")) == learning(_rows(tmp_path / "straight"))
+
+
+def test_resuming_from_an_incomplete_checkpoint_is_one_line(tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    assert train.main(TINY + ["--total-steps", "256", "--eval-episodes", "0", "--no-tensorboard", "--out", str(out)]) == 0
+    shutil.rmtree(out / "checkpoints" / "00000256" / "critic")  # as an older version's checkpoints are
+    assert train.main(["--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a complete PPO checkpoint" in err and "Traceback" not in err

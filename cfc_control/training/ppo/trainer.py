@@ -71,6 +71,9 @@ def _load_start_policy(config: RunConfig, ctx: RunContext):
 def _restore(algo: SequencePPO, ctx: RunContext, seed: int) -> None:
     ck = ctx.checkpoint
     assert ck is not None and algo.env is not None
+    if CRITIC not in ck.models or "ppo" not in ck.progress:
+        raise ValueError(f"{ck.path}: not a complete PPO checkpoint (no {CRITIC}/ or PPO state; an older version "
+                         f"kept them in ppo_state/); start a new run or resume with the version that wrote it")
     restore_parts(algo, ck.tensors, ck.models[CRITIC], ck.progress["ppo"], where=str(ck.path))
     algo.policy.optimizer.load_state_dict(ck.optimizer_state)
     rollout = ck.progress.get("rollout")
