@@ -175,3 +175,24 @@ def test_every_command_is_a_console_script():
     for name, target in scripts.items():
         module, _, attr = target.partition(":")
         assert name.startswith("cfc-") and callable(getattr(importlib.import_module(module), attr)), name
+
+
+# Module basenames that several packages share, each for the same kind of thing or kept for now.
+SHARED_BASENAMES = {
+    "base.py": "the base class of each package (experts, models, wirings)",
+    "registry.py": "the name registry of each package (models by name, tasks with Gymnasium)",
+    "export.py": "the export command over runtime/export.py (runtime/ is being reworked in parallel)",
+    "train.py": "the train command and experts/train.py, the expert's (experts/ is maintained apart)",
+    "runner.py": "runtime/runner.py and its benchmark, bench/runner.py (the benchmark's name on the "
+                 "command line: python -m cfc_control.bench runner)",
+}
+
+
+def test_no_two_modules_share_a_basename_but_the_listed_ones():
+    names: Dict[str, List[str]] = {}
+    for name, path in MODULES.items():
+        if path.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(path.name, []).append(name)
+    shared = {base for base, modules in names.items() if len(modules) > 1}
+    assert sorted(shared - set(SHARED_BASENAMES)) == []
+    assert sorted(set(SHARED_BASENAMES) - shared) == []

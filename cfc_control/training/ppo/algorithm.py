@@ -188,7 +188,7 @@ class SequencePPO(OnPolicyAlgorithm):
                 return False
             self._update_info_buffer(infos, dones)
             n_steps += 1
-            for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit (SB3 #633)
+            for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit, as SB3 does
                 final = infos[idx].get("terminal_observation")
                 if final is not None and infos[idx].get("TimeLimit.truncated", False):
                     row = map_state(next_critic, lambda s: s[idx:idx + 1])
