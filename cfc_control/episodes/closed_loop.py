@@ -113,6 +113,7 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
     device = None
     if policy is not None:
         device = next(iter(policy.buffers()), torch.zeros(())).device
+    shown_at = time.monotonic()  # when the progress bar last showed the step count
     while alive.any():
         student = None
         if policy is not None:
@@ -147,8 +148,9 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
                 alive[i] = False
                 finals[i] = obs[i].copy()
                 bar.update(1)
-        if not bar.disable and time.time() - bar.last_print_t >= 1.0:  # lockstep episodes end together
+        if not bar.disable and time.monotonic() - shown_at >= 1.0:  # lockstep episodes end together
             bar.set_postfix(step=int(steps.max()), refresh=True)
+            shown_at = time.monotonic()
     episodes = []
     if record:
         for i in range(n):
