@@ -6,22 +6,25 @@
 --expert is "lqr" (pendulum tasks) or an expert directory (python -m cfc_control.experts.train).
 --noise adds DART-style Gaussian noise to the *executed* action (std in units of the action's
 half-range); the recorded label is the expert's own action. The file format is described in
-:mod:`cfc_control.training.demos` (.npz, loads without executing code).
+:mod:`cfc_control.episodes.demos` (.npz, loads without executing code).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
+from pathlib import Path
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser, error_line
+from cfc_control.episodes.demos import save_demos
+from cfc_control.files import check_writable
 from cfc_control.training.collection import collect_demos
-from cfc_control.training.demos import save_demos
+
+PROG = "python -m cfc_control.collect"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.collect", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, help="task, e.g. InvertedPendulum-Pos-Irregular")
     parser.add_argument("--expert", required=True, help="'lqr' or an expert directory")
     parser.add_argument("--episodes", type=int, default=20)
@@ -33,12 +36,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     start = time.time()
     try:
+        check_writable(Path(args.out).parent, f"--out {args.out}: directory")  # before collecting, not after
         demos = collect_demos(args.env, args.expert, args.episodes, seed=args.seed, noise=args.noise,
-                              timing=args.timing, obs=args.obs)
+                              timing=args.timing, obs=args.obs, progress="demonstrations")
         path = save_demos(demos, args.out)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     s = demos.summary()
     print(f"{path}: {s['episodes']} episodes, {s['steps']} steps, expert return {s['return_mean']:.1f} ± "
           f"{s['return_std']:.1f} ({time.time() - start:.1f} s)")

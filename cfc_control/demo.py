@@ -13,7 +13,6 @@ which shows how much of its accuracy comes from knowing when each sample was tak
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from typing import Tuple
@@ -21,6 +20,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
+from cfc_control.cli import ArgumentParser
 from cfc_control.models import available, make
 
 NOMINAL_DT = 0.2  # seconds; the model's time input is Δt / NOMINAL_DT (about 1)
@@ -47,7 +47,7 @@ def masked_mse(pred: Tensor, target: Tensor, burn_in: int) -> Tensor:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m cfc_control.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="cfc", choices=available(), help="model name (default: cfc)")
     parser.add_argument("--iters", type=int, default=400, help="training iterations (default: 400)")
     parser.add_argument("--batch", type=int, default=32)

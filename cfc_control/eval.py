@@ -18,19 +18,21 @@ run directory (its policy/ is used).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
 from cfc_control.policies.catalog import compare_with_card
+from cfc_control.episodes.evaluation import EVAL_SEED, evaluate, evaluate_expert
 from cfc_control.tasks import resolve_stored_task
-from cfc_control.training.evaluation import EVAL_SEED, evaluate, evaluate_expert
+
+
+PROG = "python -m cfc_control.eval"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.eval", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", nargs="?", help="policy directory (or a training run directory)")
     parser.add_argument("--expert", default=None,
                         help="evaluate an expert instead ('lqr' or an expert directory; needs --env)")
@@ -65,11 +67,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             directory = resolve_policy_dir(args.policy)
             policy = load_policy(directory)
-            results = [evaluate(policy, args.env, timing=t, obs=args.obs, episodes=args.episodes, seed=args.seed)
+            results = [evaluate(policy, args.env, timing=t, obs=args.obs, episodes=args.episodes, seed=args.seed,
+                                progress=None if args.json else f"eval {t or 'task timing'}")
                        for t in (args.timing or [None])]
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     if args.json:
         print(json.dumps({"policy": str(directory), "results": [r.to_dict() for r in results]}, indent=2))
     else:
@@ -89,15 +91,15 @@ def _check_card(path: str) -> int:
             raise ValueError(f"{directory}/card.json records no evaluation to compare with")
         policy = load_policy(directory)
         task = resolve_stored_task(card["task"], f"{directory}/card.json")
-        results = {name: evaluate(policy, task, timing=entry["timing_spec"], episodes=int(entry["episodes"]),
-                                  seed=int(entry["seed"])) for name, entry in entries.items()}
+        obs = (card.get("overrides") or {}).get("obs")  # a policy trained with --obs was evaluated with it
+        results = {name: evaluate(policy, task, timing=entry["timing_spec"], obs=obs,
+                                  episodes=int(entry["episodes"]), seed=int(entry["seed"]), progress=f"eval {name}")
+                   for name, entry in entries.items()}
     except KeyError as err:
-        print(f"error: {path}: the card lacks {err} (needs task and, per timing, timing_spec, episodes, seed)",
-              file=sys.stderr)
-        return 2
+        return error_line(PROG, f"{path}: the card lacks {err} (needs task and, per timing, timing_spec, "
+                                f"episodes, seed)")
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     failed = 0
     for name, entry in entries.items():
         r = results[name]

@@ -16,14 +16,18 @@ error code for bad input; double by default, ``--dtype float32`` on request; see
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import List, Optional
+
+from cfc_control.cli import ArgumentParser, error_line
+from cfc_control.policies import load_policy
+from cfc_control.runtime.c_export import export_c
+from cfc_control.runtime.export import FORMATS, export_policy, state_names
+
+PROG = "python -m cfc_control.export"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from cfc_control.runtime.export import FORMATS
-
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.export", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory (config.json + model.safetensors)")
     parser.add_argument("--format", required=True, choices=FORMATS + ("c",))
     parser.add_argument("--out", required=True, help="file to write (replaced atomically); a directory for c")
@@ -33,15 +37,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.format == "c":
         return _export_c(args)
 
-    from cfc_control.policies import load_policy
-    from cfc_control.runtime.export import export_policy, state_names
-
     try:
         policy = load_policy(args.policy)
         path = export_policy(policy, args.out, args.format)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     names = state_names(policy)
     if args.format == "onnx":
         io = f"inputs obs, dt{''.join(', ' + n for n in names)}; outputs action{''.join(', ' + n + '_out' for n in names)}"
@@ -52,15 +52,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _export_c(args: argparse.Namespace) -> int:
-    from cfc_control.policies import load_policy
-    from cfc_control.runtime.c_export import export_c
-
     try:
         policy = load_policy(args.policy)
         header, source = export_c(policy, args.out, args.name, args.dtype)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     print(f"wrote {header} and {source} (C99, {args.dtype}: {args.name}_reset(&state); "
           f"{args.name}_step(&state, obs, dt_seconds, action) -> {args.name.upper()}_OK or an error code; "
           f"nominal dt {policy.time_input.nominal_dt} s)")
@@ -68,4 +64,4 @@ def _export_c(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -167,3 +167,13 @@ def update_manifest(directory: PathLike, name: str) -> None:
     if sums is not None:
         sums[name] = sha256_file(Path(directory) / name)
         atomic_write_text(Path(directory) / MANIFEST, json.dumps({"sha256": dict(sorted(sums.items()))}, indent=1) + "\n")
+def check_writable(directory: Path, what: str) -> None:
+    """Raise ValueError unless ``directory`` exists or can be made, and files can be written in it."""
+    directory = Path(directory)
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{what} {directory}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {directory}: cannot write there (no permission in {existing})")

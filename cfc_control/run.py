@@ -14,15 +14,22 @@ p50/p99/max, the Δt distribution fed to the policy, and the return
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser, error_line
+from cfc_control.runtime import loop
+from cfc_control.runtime.runner import PolicyRunner
+from cfc_control.runtime.client import PolicyClient
+from cfc_control.tasks import resolve_stored_task
+
+PROG = "python -m cfc_control.run"
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.run", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory")
     parser.add_argument("--env", default=None, help="task (default: the policy's)")
     parser.add_argument("--rate", type=float, default=None,
@@ -42,9 +49,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from cfc_control.runtime import loop
-    from cfc_control.runtime.runner import PolicyRunner
-    from cfc_control.tasks import resolve_stored_task
 
     try:
         runner = PolicyRunner.load(args.policy)
@@ -56,8 +60,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             task = resolve_stored_task(task, f"{args.policy}/config.json")
         with loop.realtime_priority(args.realtime) as scheduling:
             if args.connect:
-                from cfc_control.runtime.client import PolicyClient
-
                 with PolicyClient(args.connect, args.robot, timeout_s=max(1.0, 10.0 / args.rate)) as client:
                     report = loop.run_through_node(client, task, args.rate, args.duration, runner.n_obs,
                                                    runner.n_act, args.seed, spin_s=args.spin_ms / 1e3)
@@ -66,8 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                              spin_s=args.spin_ms / 1e3)
         report.scheduling = scheduling
     except (FileNotFoundError, ValueError, TimeoutError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(PROG, err)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
 
@@ -89,4 +90,4 @@ def check_rate(rate: Optional[float], runner) -> float:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -10,16 +10,39 @@ of "*" is chosen here) and its counters when stopped; SIGINT and SIGTERM stop it
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import sys
 from typing import List, Optional
 
+import zmq
+
+from cfc_control.cli import ArgumentParser
+from cfc_control.runtime.node import PolicyNode
+from cfc_control.runtime.runner import PolicyRunner
+
+PROG = "python -m cfc_control.serve"
+
+
+def check_endpoint(address: str) -> str:
+    """``address`` if ZeroMQ would bind exactly it; ValueError otherwise. ZeroMQ takes a TCP port
+    beyond 65535 or below 0 modulo 65536 and binds elsewhere without a word, so the port is
+    checked here: ``*`` (any free port) or 1-65535."""
+    transport, sep, rest = address.partition("://")
+    if not sep or not rest:
+        raise ValueError(f"--bind {address!r}: expected TRANSPORT://ADDRESS, e.g. tcp://127.0.0.1:5555")
+    if transport == "tcp":
+        host, colon, port = rest.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"--bind {address!r}: a tcp endpoint needs HOST:PORT, e.g. tcp://127.0.0.1:5555")
+        if port != "*" and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"--bind {address!r}: port {port!r} is not * or 1-65535")
+    return address
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.serve", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", help="policy directory (config.json + model.safetensors)")
     parser.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint to bind (default %(default)s)")
     parser.add_argument("--max-robots", type=int, default=256, help="robots served at once (default %(default)s)")
@@ -31,19 +54,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "is taken, robots silent for 10 s make room")
     parser.add_argument("--backend", default="auto", choices=("auto", "c", "numpy", "torch"))
     args = parser.parse_args(argv)
-
-    import zmq
-
-    from cfc_control.runtime.node import PolicyNode
-    from cfc_control.runtime.runner import PolicyRunner
-
+    try:
+        check_endpoint(args.bind)
+    except ValueError as err:
+        parser.error(str(err))
     try:
         runner = PolicyRunner.load(args.policy, backend=args.backend)
         node = PolicyNode(runner, max_robots=args.max_robots, max_message_bytes=args.max_message_bytes,
                           evict_after_s=args.evict_after)
         endpoint = node.bind(args.bind)
     except (FileNotFoundError, ValueError, zmq.ZMQError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
     def stop(signum: int, _frame: object) -> None:

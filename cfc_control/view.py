@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
+
+from cfc_control.cli import ArgumentParser, error_line
+from cfc_control.files import check_writable
+from cfc_control.policies import load_policy, resolve_policy_dir
+from cfc_control.policies.periods import warn_if_env_outside
+from cfc_control.tasks import make_env, resolve_env_id, resolve_stored_task
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 WIRING_SUFFIXES = (".png", ".svg")
@@ -26,7 +31,7 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cfc_control.view", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m cfc_control.view", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("policy", help="policy directory (or a training run directory holding policy/)")
@@ -67,28 +72,33 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"{flag} must end in {' or '.join(suffixes)}, got {value!r}")
     if args.msaa < 0:
         parser.error(f"--msaa must be >= 0, got {args.msaa}")
+    for flag, value in (("--out", args.out), ("--wiring", args.wiring), ("--plots", args.plots)):
+        if value is not None:  # before the rollout and the rendering, not after
+            try:
+                check_writable(Path(value).parent, f"{flag} {value}: directory")
+            except ValueError as err:
+                parser.error(str(err))
 
+    # The viewer is imported here, not at the top: MuJoCo picks its rendering backend from
+    # MUJOCO_GL when it is first imported, and that variable is settled just below.
     from cfc_control.viewer.live import NoDisplayError, check_display, display_available
 
     try:
         if args.live:
             check_display()  # before any work: without a display the window cannot open
     except NoDisplayError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line("python -m cfc_control.view", err)
     if "MUJOCO_GL" not in os.environ and not display_available():
         os.environ["MUJOCO_GL"] = "egl"  # offscreen rendering on a headless machine
 
     try:
         return _run(args)
     except (FileNotFoundError, ValueError, NoDisplayError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line("python -m cfc_control.view", err)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cfc_control.policies import load_policy, resolve_policy_dir
-    from cfc_control.tasks import make_env, resolve_env_id, resolve_stored_task
+    # Imported after main() settled MUJOCO_GL (see there).
     from cfc_control.viewer import (
         configure_rendering,
         record_rollout,
@@ -97,7 +107,6 @@ def _run(args: argparse.Namespace) -> int:
         save_wiring_plot,
         write_video,
     )
-    from cfc_control.policies.periods import warn_if_env_outside
     from cfc_control.viewer.scene import TRACKING_CAMERA, has_camera
 
     directory = resolve_policy_dir(args.policy)
@@ -165,7 +174,7 @@ def _short(env_id: str) -> str:
 
 
 def _camera_names(env) -> str:
-    import mujoco
+    import mujoco  # after MUJOCO_GL is settled (see main)
 
     model = env.unwrapped.model
     names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]

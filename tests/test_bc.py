@@ -10,7 +10,7 @@ from cfc_control.tasks import make_env
 from cfc_control.training.bc import BCConfig, BCTrainer, SequenceData, behaviour_clone, forward_batch
 from cfc_control.training.collection import collect_demos
 from cfc_control.training.policy_factory import make_policy
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.closed_loop import run_episodes
 
 TASK = "InvertedPendulum-Pos-Irregular"
 

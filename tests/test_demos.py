@@ -8,7 +8,7 @@ import pytest
 
 from cfc_control.collect import main as collect_main
 from cfc_control.training.collection import collect_demos
-from cfc_control.training.demos import load_demos, save_demos
+from cfc_control.episodes.demos import load_demos, save_demos
 
 TASK = "InvertedPendulum-Pos-Irregular"
 

@@ -63,7 +63,7 @@ def test_scheduled_lqr_uses_the_gain_designed_for_the_measured_period():
 def test_scheduled_lqr_holds_the_double_pendulum_where_the_nominal_design_falls():
     # At a steady 1.75x the nominal period, the gain designed for 0.05 s loses the double pendulum
     # within a few hundred steps in every episode; the gain designed for the measured period holds.
-    from cfc_control.training.evaluation import evaluate_expert
+    from cfc_control.episodes.evaluation import evaluate_expert
 
     timing = "fixed:0.0875"
     fixed_design = evaluate_expert("lqr", "InvertedDoublePendulum-Full-Fixed", timing=timing, episodes=4)

@@ -6,7 +6,7 @@ from gymnasium import spaces
 
 from cfc_control.policies import check_spaces, resolve_policy_dir, save_policy
 from cfc_control.runtime import loop
-from cfc_control.training.evaluation import evaluate
+from cfc_control.episodes.evaluation import evaluate
 
 
 def box(n):

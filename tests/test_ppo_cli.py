@@ -4,7 +4,6 @@ logs, checkpoints, --resume after a crash, --init-from."""
 import csv
 import json
 
-import pytest
 import torch
 
 from cfc_control import train
@@ -43,8 +42,11 @@ def test_ppo_run_writes_policy_card_logs_and_checkpoints(tmp_path, capsys):
     assert all(float(r["train/value_loss"]) >= 0 and "rollout/ep_rew_mean" in r for r in rows)
     assert any((out / "tb").iterdir())
     assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 256
-    assert sorted(p.name for p in (out / "ppo_state").iterdir()) == ["00000128", "00000256"]
-    assert (out / "ppo_state" / "00000256" / "critic" / "model.safetensors").is_file()
+    # One checkpoint per step holds every part of PPO's state.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir()) == ["00000128", "00000256"]
+    assert (out / "checkpoints" / "00000256" / "critic" / "model.safetensors").is_file()
+    assert (out / "checkpoints" / "00000256" / "state.safetensors").is_file()
+    assert not (out / "ppo_state").exists()
     assert "Irregular: return" in capsys.readouterr().out
     assert eval_main([str(out), "--episodes", "1", "--timing", "Jitter", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["episodes"] == 1
@@ -64,8 +66,7 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path, monke
         return original(self, *a, **kw)
 
     monkeypatch.setattr(SequencePPO, "collect_rollouts", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(args)
+    assert train.main(args) == 130
     monkeypatch.setattr(SequencePPO, "collect_rollouts", original)
     assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 256
     saved = load_policy(out / "checkpoints" / "00000256")
@@ -116,3 +117,43 @@ def test_bad_hyperparameters_fail_with_a_clear_message(tmp_path, capsys):
     for i, (flags, message) in enumerate(cases):
         assert train.main(TINY + flags + ["--out", str(tmp_path / str(i))]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_resumed_run_ends_with_the_weights_of_a_straight_run(tmp_path, monkeypatch):
+    """The checkpoint holds every part of the state (actor, critic, log-std, optimiser, counters,
+    normalisers, generators, and the rollout in progress: each env's simulator and generators,
+    the last observations and recurrent states), so an interrupted run resumed from it is the
+    straight run bit for bit, logs included."""
+    args = TINY + ["--total-steps", "512", "--checkpoint-every", "2", "--eval-episodes", "0", "--no-tensorboard"]
+    assert train.main(args + ["--out", str(tmp_path / "straight")]) == 0
+    original = SequencePPO.collect_rollouts
+    calls = {"n": 0}
+
+    def crash_on_third(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # mid-episode in every env: InvertedPendulum episodes outlast 2 rollouts here
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(SequencePPO, "collect_rollouts", crash_on_third)
+    assert train.main(args + ["--out", str(tmp_path / "crashed")]) == 130
+    monkeypatch.setattr(SequencePPO, "collect_rollouts", original)
+    assert train.main(["--out", str(tmp_path / "crashed"), "--resume", "--no-progress"]) == 0
+    straight, resumed = load_policy(tmp_path / "straight" / "policy"), load_policy(tmp_path / "crashed" / "policy")
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    def learning(rows):  # every column but the clocks
+        return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "elapsed_s"} for r in rows]
+
+    assert learning(_rows(tmp_path / "crashed")) == learning(_rows(tmp_path / "straight"))
+
+
+def test_resuming_from_an_incomplete_checkpoint_is_one_line(tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    assert train.main(TINY + ["--total-steps", "256", "--eval-episodes", "0", "--no-tensorboard", "--out", str(out)]) == 0
+    shutil.rmtree(out / "checkpoints" / "00000256" / "critic")  # as an older version's checkpoints are
+    assert train.main(["--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a complete PPO checkpoint" in err and "Traceback" not in err

@@ -8,7 +8,7 @@ import torch
 
 from cfc_control.models.registry import make
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
-from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
+from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer
 
 N_OBS, N_ACT, NOMINAL = 3, 2, 0.05
 

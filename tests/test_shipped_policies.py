@@ -48,7 +48,7 @@ def test_eval_reproduces_the_card_under_jitter(directory):
     """What `python -m cfc_control.eval DIR --card` checks, for the Jitter column of every card:
     the same seeds give a mean within the card's spread."""
     from cfc_control.policies.catalog import compare_with_card
-    from cfc_control.training.evaluation import evaluate
+    from cfc_control.episodes.evaluation import evaluate
 
     card = read_card(directory)
     entry = card["evaluation"]["Jitter"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cfc_control.training import launch as train
-from cfc_control.training.evaluation import evaluate
+from cfc_control.training.command_line import parse_config
+from cfc_control.episodes.evaluation import evaluate
 from cfc_control.study import load_expert_results, load_results, make_backend, make_plan, parse_timings, run_study, write_report
 from cfc_control.study.__main__ import main as study_main
 from cfc_control.study.backends import InlineBackend, ProcessBackend
@@ -72,8 +72,8 @@ def test_bad_plans_are_named(tmp_path, kw, needle):
 
 def test_run_dirs_match_the_train_cli_default_so_hand_made_runs_are_reused(tmp_path):
     job = TrainJob("cfc_control/InvertedPendulum-Pos-Irregular-v0", "bc", "lstm", 2)
-    args = train.build_parser().parse_args(["--env", TASK, "--policy", "lstm", "--seed", "2"])
-    assert job.run_dir(Path("runs")) == train._default_out(args)
+    config, _ = parse_config(["--env", TASK, "--policy", "lstm", "--seed", "2"])
+    assert job.run_dir(Path("runs")) == config.run_dir
     other = TrainJob(job.task, "bc", "lstm", 2, ("--epochs", "80"))
     assert other.run_dir(tmp_path) != job.run_dir(tmp_path)  # other training flags, other directory
 
@@ -99,7 +99,7 @@ def test_an_interrupted_study_resumes_only_the_missing_jobs(inline_study, monkey
 
 
 def test_a_failed_job_is_reported_and_the_others_finish(tmp_path, monkeypatch):
-    from cfc_control.study import runner
+    from cfc_control.study import driver as runner
 
     real = runner.run_eval
 

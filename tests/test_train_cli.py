@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from cfc_control.training import launch as train
+from cfc_control import train
 from cfc_control.eval import main as eval_main
 from cfc_control.policies import load_policy, read_card
 from cfc_control.training import bc as bc_module
-from cfc_control.training.run import Algorithm
+from cfc_control.training.run_context import Algorithm
 
 BASE = ["--env", "InvertedPendulum-Pos-Irregular", "--model-kw", "units=8", "--episodes", "3", "--window", "16",
         "--burn-in", "8", "--no-progress"]
@@ -53,7 +53,7 @@ def test_bc_run_writes_policy_card_logs_and_checkpoints(tmp_path, capsys):
     assert "observations" in capsys.readouterr().err
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch, capsys):
     args = TINY + ["--algo", "bc", "--epochs", "4", "--checkpoint-every", "2", "--eval-episodes", "0"]
     straight = tmp_path / "straight"
     assert train.main(args + ["--out", str(straight)]) == 0
@@ -67,8 +67,9 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(bc_module.BCTrainer, "train_epoch", crash_in_epoch_4)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(args + ["--out", str(crashed)])
+    assert train.main(args + ["--out", str(crashed)]) == 130  # Ctrl-C: no traceback, how to resume
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"--out {crashed} --resume" in err and "checkpoints/00000002" in err
     assert json.loads((crashed / "checkpoints" / "latest.json").read_text())["step"] == 2
     monkeypatch.setattr(bc_module.BCTrainer, "train_epoch", original)
     # Resume takes the run's own arguments from run.json (a different --epochs here is ignored).
@@ -107,8 +108,7 @@ def test_dagger_run_and_resume_mid_round(tmp_path, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(bc_module.BCTrainer, "train_epoch", crash)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(args + ["--out", str(crashed)])
+    assert train.main(args + ["--out", str(crashed)]) == 130
     monkeypatch.setattr(bc_module.BCTrainer, "train_epoch", original)
     assert train.main(["--out", str(crashed), "--resume", "--no-progress"]) == 0
     a, b = load_policy(straight / "policy"), load_policy(crashed / "policy")
@@ -123,14 +123,12 @@ def test_algorithm_table_and_bad_flags(tmp_path, capsys):
         assert isinstance(algo, Algorithm) and algo.name == name and callable(algo.run)
     with pytest.raises(ValueError, match="unknown algorithm"):
         train.load_algorithm("sarsa")
-    with pytest.raises(SystemExit):
-        train.main(["--out", str(tmp_path / "none"), "--resume"])
+    assert train.main(["--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        train.main(["--model-kw", "units", "--out", str(tmp_path / "x")])
+    assert train.main(["--model-kw", "units", "--out", str(tmp_path / "x")]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        train.main(["--policy", "transformer"])
+    assert train.main(["--policy", "transformer", "--out", str(tmp_path / "y")]) == 2
+    assert "transformer" in capsys.readouterr().err
 
 
 def test_eval_cli_scores_an_expert_on_the_same_seeds(capsys):

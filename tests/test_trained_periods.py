@@ -12,7 +12,7 @@ from cfc_control.policies import TimeInput, load_policy, save_policy
 from cfc_control.policies.periods import PeriodOutsideTrainingWarning, TrainedPeriods
 from cfc_control.run import main as run_main
 from cfc_control.tasks import make_env
-from cfc_control.training.evaluation import evaluate
+from cfc_control.episodes.evaluation import evaluate
 from cfc_control.training.policy_factory import make_policy as policy_for_env
 
 SHIPPED = "policies/cfc-invertedpendulum-pos-irregular"

@@ -162,7 +162,8 @@ def test_video_without_panels_is_the_scene(rendered, tmp_path):
     rollout, env = rendered
     stats = write_video(rollout, env, tmp_path / "scene.mp4", layout="none", fps=10)
     frames = iio.imread(tmp_path / "scene.mp4", index=None)
-    assert frames.shape == (rollout.steps, H, W, 3) and stats.fps == 10
+    # 20 steps of 0.05 s at 10 frames per second: the video lasts the simulated second.
+    assert frames.shape == (rollout.steps // 2, H, W, 3) and stats.fps == 10
 
 
 def test_video_refuses_bad_output(rendered, tmp_path):

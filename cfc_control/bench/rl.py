@@ -34,6 +34,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from cfc_control.episodes.evaluation import EVAL_SEED
+from cfc_control.training.ppo import SequencePPO, config_for, make_task_vec_env
+
 ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp")
 DEFAULT_ENV = "HalfCheetah-Pos-Jitter"
 
@@ -61,11 +64,8 @@ TIMINGS = ("Fixed", "Jitter", "Irregular")
 def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[float, float]]:
     """Deterministic returns of any SB3-style ``model.predict`` (recurrent or not) under each timing,
     through SB3's ``evaluate_policy`` on the task with the Δt channel; the same reset seeds for
-    every model (the evaluation seeds of :mod:`cfc_control.training.evaluation`)."""
+    every model (the evaluation seeds of :mod:`cfc_control.episodes.evaluation`)."""
     from stable_baselines3.common.evaluation import evaluate_policy
-
-    from cfc_control.training.evaluation import EVAL_SEED
-    from cfc_control.training.ppo import make_task_vec_env
 
     out = {}
     for timing in TIMINGS:
@@ -78,8 +78,6 @@ def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[fl
 
 
 def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Tuple[Result, Any]:
-    from cfc_control.training.ppo import SequencePPO, config_for
-
     cfg = config_for(task, {"n_envs": n_envs})
     algo = SequencePPO(task, model, cfg, model_kw={"units": 64}, seed=seed)
     start = time.perf_counter()
@@ -93,8 +91,6 @@ def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Tuple[Re
 
 def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int,
          recipe: Optional[Dict[str, int]]) -> Tuple[Result, Any]:
-    from cfc_control.training.ppo import make_task_vec_env
-
     env = make_task_vec_env(task, n_envs)
     kw: Dict[str, Any] = dict(recipe or {})
     if which.startswith("rppo"):
@@ -118,8 +114,6 @@ def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int,
 
 def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, same_recipe: bool,
         eval_episodes: int = 0) -> List[Result]:
-    from cfc_control.training.ppo import config_for
-
     recipe = None
     if same_recipe:
         cfg = config_for(task, {"n_envs": n_envs})

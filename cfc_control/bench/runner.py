@@ -38,6 +38,10 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import torch
 
+from cfc_control.models import make
+from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
+from cfc_control.runtime.runner import PolicyRunner
+
 N_OBS, N_ACT, UNITS = 17, 6, 64
 NOMINAL = 0.05
 GOALS = {"cfc": (25.0, 60.0), "ncp": (50.0, 120.0)}  # batch-1 runner p50, p99 (us)
@@ -95,9 +99,6 @@ def limit_blas_threads() -> str:
 
 
 def _policy(name: str):
-    from cfc_control.models import make
-    from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
-
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     model = make(name, N_OBS, N_ACT, units=UNITS)
@@ -129,7 +130,6 @@ def runner_rows(name: str, policy, obs: np.ndarray, dt, batch: int, reps: int) -
     """The runner with the numpy and C backends (float32, the default) and, at batch 1, the bare C
     step timed in C."""
     from cfc_control.runtime.c_export.build import find_compiler
-    from cfc_control.runtime.runner import PolicyRunner
 
     rows = []
     for backend in ("numpy", "c") if find_compiler() else ("numpy",):

@@ -1,7 +1,7 @@
 """One step of the closed-form continuous-time (CfC) cell.
 
-Equations (models.md, the reference library's semantics), for input x (B, m), state h (B, H) and
-elapsed time dt (B, 1):
+Equations (docs/models.md, the reference library's semantics), for input x (B, m), state h
+(B, H) and elapsed time dt (B, 1):
 
     b  = backbone([x, h])                      (B, U)  (identity when backbone_layers = 0)
     f1, f2, ta, tb = heads(b)                  four (B, H) heads

@@ -24,9 +24,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from cfc_control import __version__
 from cfc_control.files import MANIFEST, atomic_path, manifest_text, read_json, verify_files
 from cfc_control.models.base import RecurrentModel
 from cfc_control.models.limits import check_declared_sizes, read_safetensors_header
+from cfc_control.wirings import wiring_from_config
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -56,8 +58,6 @@ def _model_class(name: Any) -> type:
 def _decode_kwarg(value: Any) -> Any:
     # The only structured constructor argument is a wiring, stored as {"class": ..., **config}.
     if isinstance(value, dict) and "class" in value:
-        from cfc_control.wirings import wiring_from_config
-
         return wiring_from_config(value)
     return value
 
@@ -104,8 +104,6 @@ def save_model(model: RecurrentModel, directory: PathLike, extra: Optional[Dict[
 
     ``extra``: JSON-serialisable keys stored at the top level of config.json beside the model's;
     they must not be one of format_version, library_version, model. Returns the directory."""
-    from cfc_control import __version__
-
     path = Path(directory)
     config: Dict[str, Any] = {
         "format_version": FORMAT_VERSION,

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from cfc_control.models.cfc import CfC
+from cfc_control.models.ltc import LTC
 from cfc_control.wirings import from_ncps_wiring
 
 _ACTIVATION_BY_CLASS = {"LeCun": "lecun_tanh", "SiLU": "silu", "ReLU": "relu", "Tanh": "tanh", "GELU": "gelu"}
@@ -23,7 +24,7 @@ def from_ncps(module: nn.Module) -> nn.Module:
     CfC: every mode, wired or not, mixed memory, projection, backbone depth 0..n, dropout; the
     result has the module's dtype, device and train/eval mode, and gives the same outputs
     (float32: within 1e-5). Per-sample timespans work for every batch size here, while the
-    reference's layer mishandles them for B > 1 (models.md). LTC: delegated to
+    reference's layer mishandles them for B > 1 (docs/models.md). LTC: delegated to
     :meth:`cfc_control.models.ltc.LTC.from_ncps_module`.
 
     One divergence: for a one-layer wiring (FullyConnected, Random) with ``output_dim < units``
@@ -34,8 +35,6 @@ def from_ncps(module: nn.Module) -> nn.Module:
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("from_ncps needs the reference library: pip install 'cfc-control[ref]'") from e
     if isinstance(module, ref.LTC):
-        from cfc_control.models.ltc import LTC
-
         return LTC.from_ncps_module(module)
     if not isinstance(module, ref.CfC):
         raise TypeError(

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
+from cfc_control.models import baselines
 from cfc_control.models.base import RecurrentModel
+from cfc_control.models.baselines import MLP
+from cfc_control.models.cfc import CfC
+from cfc_control.models.ltc import LTC
+from cfc_control.wirings import AutoNCP
 
 DEFAULT_UNITS = 64
 
 
 def _cfc(**preset: Any) -> Callable[..., RecurrentModel]:
     def build(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
-        from cfc_control.models.cfc import CfC
-
         units = kw.pop("units", DEFAULT_UNITS)
         kw.setdefault("proj_size", output_size)
         return CfC(input_size, units, **{**preset, **kw})
@@ -40,9 +43,6 @@ def _cfc(**preset: Any) -> Callable[..., RecurrentModel]:
 
 
 def _ncp(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
-    from cfc_control.models.cfc import CfC
-    from cfc_control.wirings import AutoNCP
-
     units = kw.pop("units", max(DEFAULT_UNITS, 4 * output_size))
     if isinstance(units, int) and not isinstance(units, bool) and units <= output_size + 2:
         raise ValueError(
@@ -54,8 +54,6 @@ def _ncp(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
 
 
 def _ltc(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
-    from cfc_control.models.ltc import LTC
-
     units = kw.pop("units", DEFAULT_UNITS)
     kw.setdefault("proj_size", output_size)
     return LTC(input_size, units, **kw)
@@ -63,16 +61,12 @@ def _ltc(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
 
 def _baseline(class_name: str) -> Callable[..., RecurrentModel]:
     def build(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
-        from cfc_control.models import baselines
-
         return getattr(baselines, class_name)(input_size, output_size, **kw)
 
     return build
 
 
 def _mlp(input_size: int, output_size: int, **kw: Any) -> RecurrentModel:
-    from cfc_control.models.baselines import MLP
-
     if "units" in kw:  # every name takes units (a CLI's --units): here the width of both layers
         if "hidden" in kw:
             raise ValueError("model 'mlp': pass units (two layers of that width) or hidden, not both")

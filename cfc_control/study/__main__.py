@@ -20,11 +20,16 @@ import sys
 import time
 from typing import List, Optional
 
+from cfc_control.cli import ArgumentParser
 from cfc_control.study.jobs import ALGOS, DEFAULT_MODELS, DEFAULT_SEEDS, DEFAULT_TIMINGS
+from cfc_control.files import atomic_write_text
+from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
+from cfc_control.study.driver import load_expert_results
+from cfc_control.study.work import expected_config
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.study", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m cfc_control.study", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="study", required=True)
     p = sub.add_parser("timing", help="returns of several models under several control-period timings",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -62,10 +67,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     own, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = build_parser()
     args = parser.parse_args(own)
-    from cfc_control.files import atomic_write_text
-    from cfc_control.study import load_results, make_backend, make_plan, run_study, write_report
-    from cfc_control.study.runner import load_expert_results
-    from cfc_control.study.work import expected_run_args
 
     try:
         plan = make_plan(args.env, algo=args.algo, models=args.models.split(","),
@@ -73,7 +74,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          out=args.out, runs_root=args.runs_root, train_args=train_args,
                          expert="auto" if args.expert_row else None)
         # Fail now, not in every worker, on a training flag that does not parse.
-        expected_run_args(plan.train_jobs()[0], plan.runs_root / "check")
+        expected_config(plan.train_jobs()[0], plan.runs_root / "check")
     except ValueError as err:
         parser.error(str(err))
     command = "python -m cfc_control.study " + shlex.join(argv)

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cfc_control.tasks import parse_timing, task_info
+from cfc_control.tasks.specs import timing_presets
+from cfc_control.models.registry import available
+from cfc_control.training.imitation import default_expert
 
 DEFAULT_MODELS = ("cfc", "ncp", "lstm", "gru", "mlp")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -71,7 +74,6 @@ def parse_timings(text: "str | Sequence[str]", nominal_dt: float) -> List[Timing
                 model = parse_timing(item, nominal_dt)
             except ValueError as err:
                 raise ValueError(f"timing {item!r} is not Nx (N times the nominal period), Wide or a preset: {err}") from err
-            from cfc_control.tasks.specs import timing_presets
 
             presets = {k.lower(): v for k, v in timing_presets().items()}
             head, plus, drop = item.partition("+")
@@ -196,8 +198,6 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
     started elsewhere write where the driver reads). ``expert``: the reference row's expert
     ('auto': the one imitation uses for the task; None: no reference row). Raises ValueError
     naming a bad parameter."""
-    from cfc_control.models.registry import available
-
     info = task_info(task)
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
@@ -212,8 +212,6 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
     if int(episodes) <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     if expert == "auto":
-        from cfc_control.training.imitation import default_expert
-
         try:
             expert = default_expert(info["id"])
         except ValueError:  # no expert shipped: training needs --demos, and there is no reference row

@@ -20,6 +20,7 @@ import numpy as np
 
 from cfc_control.files import atomic_path, atomic_write_text
 from cfc_control.study.jobs import StudyPlan
+from cfc_control.tasks import parse_timing, task_info
 
 CSV_FIELDS = ("task", "algo", "model", "seed", "timing", "timing_spec", "period_s", "episodes", "mean", "std",
               "mean_length")
@@ -93,8 +94,6 @@ def _wall_time(meta: Dict[str, Any]) -> str:
 def markdown(plan: StudyPlan, trains: Sequence[Dict[str, Any]], evals: Sequence[Dict[str, Any]],
              meta: Dict[str, Any], experts: Sequence[Dict[str, Any]] = ()) -> str:
     """The whole results.md: table, timing definitions, training summary and provenance."""
-    from cfc_control.tasks import task_info
-
     info = task_info(plan.task)
     short = plan.task.split("/")[-1].split("-v")[0]
     out = [f"# Timing study: {short} ({plan.algo})", "",
@@ -150,8 +149,6 @@ def plot(plan: StudyPlan, evals: Sequence[Dict[str, Any]], path: Path,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cfc_control.tasks import parse_timing, task_info
 
     fixed = sorted((t for t in plan.timings if t.period_s is not None), key=lambda t: t.period_s)
     varying = [t for t in plan.timings if t.period_s is None]

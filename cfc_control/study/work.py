@@ -8,23 +8,31 @@ the driver, except that a training job writes its run directory on the worker's.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
+import shlex
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import numpy as np
+import torch
+
+from cfc_control.experts import make_expert
+from cfc_control.flags import differences
+from cfc_control.policies import load_policy
 from cfc_control.study.jobs import EvalJob, ExpertJob, TrainJob
+from cfc_control.tasks import make_env, resolve_env_id
+from cfc_control.training import RunConfig, RunOptions, train
+from cfc_control.training.command_line import PROG, parse_config
+from cfc_control.episodes.evaluation import EVAL_SEED, evaluate
+from cfc_control.episodes.closed_loop import run_episodes
+from cfc_control.training.run_context import read_run_config
 
 POLICY_FILES = ("config.json", "model.safetensors", "card.json", "manifest.json")
 OPTIONAL_POLICY_FILES = ("card.json", "manifest.json")  # the manifest travels with what it vouches for
-# run.json keys that may differ between a reusable run and the study's request: where it lives,
-# how it logs, and the evaluation the study does itself.
-_FREE_KEYS = {"out", "resume", "no_progress", "no_tensorboard", "threads", "eval_episodes", "eval_timings",
-              "checkpoint_every"}
 
 
 def fingerprint(files: Dict[str, bytes]) -> str:
@@ -49,45 +57,37 @@ def read_policy_files(policy_dir: Path) -> Dict[str, bytes]:
     return files
 
 
-def expected_run_args(job: TrainJob, run_dir: Path) -> Dict[str, Any]:
-    """The run.json a training run of ``job`` writes, without the keys that may differ."""
-    from cfc_control.training.launch import build_parser, parse_model_kw
-
+def expected_config(job: TrainJob, run_dir: Path) -> RunConfig:
+    """The config of a training run of ``job`` in ``run_dir``. Raises ValueError naming a
+    training flag that does not parse."""
     try:
-        args = build_parser().parse_args(job.argv(run_dir))
+        config, _ = parse_config(job.argv(run_dir))
     except SystemExit as err:  # argparse already printed why
         raise ValueError(f"bad training arguments for {job.key}: {list(job.train_args)!r}") from err
-    args.model_kw = parse_model_kw(args.model_kw)
-    return {k: v for k, v in vars(args).items() if k not in _FREE_KEYS}
+    return replace(config, env=resolve_env_id(config.env))
 
 
 def reusable(job: TrainJob, run_dir: Path) -> Optional[str]:
-    """None when ``run_dir`` holds a run of exactly ``job`` (same task, algorithm, model, seed and
-    training flags), else why not. A run without run.json is not ours to judge: reason given."""
-    from cfc_control.tasks import resolve_env_id
-
-    path = run_dir / "run.json"
-    if not path.is_file():
+    """None when ``run_dir`` holds a run of exactly ``job`` (its recorded config equals the
+    job's), else why not. A run without run.json is not ours to judge: reason given."""
+    try:
+        stored = read_run_config(run_dir)
+    except ValueError as err:
+        return str(err)
+    if stored is None:
         return f"{run_dir} has no run.json"
-    stored = json.loads(path.read_text())
-    expected = expected_run_args(job, run_dir)
-    diffs = []
-    for key, want in expected.items():
-        have = stored.get(key)
-        if key == "env" and have is not None:
-            have, want = resolve_env_id(have), resolve_env_id(want)
-        if have != want:
-            diffs.append(f"{key}: {have!r} (run) vs {want!r} (study)")
-    return "; ".join(diffs) or None
+    expected = expected_config(job, run_dir)
+    if stored[0] == expected:
+        return None
+    return "; ".join(f"{path}: {have!r} (run) vs {want!r} (study)"
+                     for path, have, want in differences(stored[0], expected))
 
 
 def run_train(job: TrainJob, run_dir: str, reuse: bool) -> Dict[str, Any]:
     """Train ``job`` into ``run_dir`` (or reuse/resume the run there when ``reuse``); returns the
     record (model, seed, run_dir, reused, training_time_s, fingerprint, ...) with ``files``, the
-    policy's files as bytes. Raises ValueError when ``run_dir`` holds a different run and
-    RuntimeError when training fails (with the end of its log)."""
-    import torch
-
+    policy's files as bytes. Raises ValueError when ``run_dir`` holds a different run; a failed
+    training raises its own error."""
     torch.set_num_threads(1)
     run_path = Path(run_dir)
     start = time.time()
@@ -98,21 +98,9 @@ def run_train(job: TrainJob, run_dir: str, reuse: bool) -> Dict[str, Any]:
     finished = mismatch is None and (run_path / "policy" / "config.json").is_file()
     resumed = mismatch is None and not finished
     if not finished:
-        from cfc_control.training.launch import main as train_main
-
-        argv = job.argv(run_path) + (["--resume"] if resumed else [])
-        run_path.mkdir(parents=True, exist_ok=True)
-        log = io.StringIO()
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            try:
-                code = train_main(argv)
-            except SystemExit as err:  # argparse errors exit
-                code = err.code if isinstance(err.code, int) else 2
-        from cfc_control.files import atomic_write_text
-
-        atomic_write_text(run_path / "study-train.log", log.getvalue())
-        if code != 0:
-            raise RuntimeError(f"training {job.key} failed (exit {code}): {log.getvalue()[-1500:]}")
+        config = expected_config(job, run_path)
+        options = RunOptions(resume=resumed, progress=False, tensorboard=False, threads=1)
+        train(config, options, command=f"{PROG} {shlex.join(job.argv(run_path))}")
     files = read_policy_files(run_path / "policy")
     card = json.loads(files["card.json"]) if "card.json" in files else {}
     return {"model": job.model, "seed": job.seed, "task": job.task, "algo": job.algo, "run_dir": str(run_path),
@@ -125,11 +113,6 @@ def run_train(job: TrainJob, run_dir: str, reuse: bool) -> Dict[str, Any]:
 def run_eval(job: EvalJob, files: Dict[str, bytes]) -> Dict[str, Any]:
     """Evaluate the policy given as its files under ``job.timing``; returns the record (model,
     seed, timing, timing_spec, period_s, episodes, mean, std, returns, lengths, fingerprint)."""
-    import torch
-
-    from cfc_control.policies import load_policy
-    from cfc_control.training.evaluation import evaluate
-
     torch.set_num_threads(1)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="cfc-study-") as tmp:
@@ -146,13 +129,6 @@ def run_eval(job: EvalJob, files: Dict[str, bytes]) -> Dict[str, Any]:
 def run_expert(job: ExpertJob) -> Dict[str, Any]:
     """Evaluate the expert under ``job.timing`` on the evaluation's reset seeds; returns the record
     (expert, timing, timing_spec, period_s, episodes, mean, std, returns, lengths)."""
-    import numpy as np
-
-    from cfc_control.experts import make_expert
-    from cfc_control.tasks import make_env
-    from cfc_control.training.evaluation import EVAL_SEED
-    from cfc_control.training.rollout import run_episodes
-
     start = time.time()
 
     def env_fn():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from cfc_control.cli import ArgumentParser
 from cfc_control.tasks.registry import list_tasks, task_info
 
 COLUMNS = (
@@ -42,7 +42,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m cfc_control.tasks",
         description="List the cfc_control tasks: base env, observation model, timing, nominal "
         "period, horizon in simulated seconds and Gymnasium's reward threshold.",

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 
+from cfc_control.tasks.mujoco_warnings import stock_env_warnings
 from cfc_control.tasks.observations import DtChannel, ObservationModel, canonical_obs
 from cfc_control.tasks.specs import task_families
 from cfc_control.tasks.timing import TimingModel
@@ -74,13 +75,14 @@ def make_task(
         close = difflib.get_close_matches(base, families, n=3)
         raise ValueError(f"unknown task family {base!r}; closest: {close or sorted(families)}")
     family = families[base]
-    env = gym.make(
-        family.gym_id,
-        max_episode_steps=-1,
-        disable_env_checker=True,
-        render_mode=render_mode,
-        **base_kwargs,
-    )
+    with stock_env_warnings():
+        env = gym.make(
+            family.gym_id,
+            max_episode_steps=-1,
+            disable_env_checker=True,
+            render_mode=render_mode,
+            **base_kwargs,
+        )
     return wrap_env(
         env,
         timing=timing,

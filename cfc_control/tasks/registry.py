@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import find_highest_version
 
+from cfc_control.tasks.mujoco_warnings import stock_env_warnings
 from cfc_control.tasks.observations import OBS_MODELS
 from cfc_control.tasks.specs import TaskFamily, family_for_gym_id, task_families, timing_presets
 from cfc_control.tasks.timing import parse_timing
@@ -159,7 +160,8 @@ def make_env(
     elif overrides or any(k in kwargs for k in TASK_KWARGS):
         env = _wrap_plain(env_id, overrides, kwargs)
     else:
-        env = gym.make(env_id, **kwargs)
+        with stock_env_warnings():
+            env = gym.make(env_id, **kwargs)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
@@ -173,7 +175,8 @@ def _wrap_plain(env_id: str, overrides: dict[str, Any], kwargs: dict[str, Any]) 
     task_kw = {k: kwargs.pop(k) for k in TASK_KWARGS if k in kwargs}
     task_kw.update(overrides)
     spec = gym.spec(env_id)
-    env = gym.make(env_id, max_episode_steps=-1, **kwargs)
+    with stock_env_warnings():
+        env = gym.make(env_id, max_episode_steps=-1, **kwargs)
     family = family_for_gym_id(env_id)
     dt = getattr(env.unwrapped, "dt", None)
     horizon = spec.max_episode_steps * dt if spec.max_episode_steps and dt else None

@@ -22,6 +22,8 @@ from typing import Mapping
 
 import numpy as np
 
+from cfc_control.tasks.specs import timing_presets
+
 SYNTAX = (
     "fixed:DT | uniform:LO,HI | loguniform:LO,HI (seconds, 0 < LO < HI), optionally followed by "
     "+drop:P (0 <= P < 1); or a preset name ({presets}) relative to the nominal period, "
@@ -72,8 +74,11 @@ class TimingModel:
         return self.drop > 0 and bool(rng.random() < self.drop)
 
     def scaled(self, factor: float) -> "TimingModel":
-        """The same model with every time multiplied by ``factor`` (drop unchanged)."""
-        return replace(self, low=self.low * factor, high=self.high * factor)
+        """The same model with every time multiplied by ``factor`` (drop unchanged), rounded to
+        the canonical spec's 12 significant digits: a preset and its spec written out
+        (``Jitter`` and ``uniform:0.04,0.06`` at a 0.05 s period) are then the same model and draw
+        the same periods, so a card made with either replays exactly with the other."""
+        return replace(self, low=float(_fmt(self.low * factor)), high=float(_fmt(self.high * factor)))
 
     def __str__(self) -> str:
         return self.spec
@@ -146,8 +151,6 @@ def parse_timing(
     if not isinstance(spec, str):
         raise TypeError(f"timing spec must be a string, got {type(spec).__name__} {spec!r}")
     if presets is None:
-        from cfc_control.tasks.specs import timing_presets
-
         presets = timing_presets()
     if not spec.strip():
         raise _error(spec, "it is empty", presets)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from cfc_control.policies import ObsNormalizer, RecurrentPolicy
-from cfc_control.training.demos import Demonstrations
+from cfc_control.episodes.demos import Demonstrations
 
 
 @dataclass

@@ -8,18 +8,20 @@ import numpy as np
 
 from cfc_control.experts import make_expert
 from cfc_control.tasks import make_env, resolve_env_id
-from cfc_control.training.demos import Demonstrations
+from cfc_control.episodes.demos import Demonstrations
 from cfc_control.tasks import env_nominal_dt
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.closed_loop import run_episodes
 
 
 def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: int = 0, noise: float = 0.0,
-                  timing: Optional[str] = None, obs: Optional[str] = None) -> Demonstrations:
+                  timing: Optional[str] = None, obs: Optional[str] = None,
+                  progress: Optional[str] = None) -> Demonstrations:
     """Record ``episodes`` whole episodes of ``expert`` ("lqr", an expert directory, or an
     :class:`~cfc_control.experts.Expert`) on ``task``, reset with seeds ``seed``, ``seed + 1``, ...
 
     ``noise``: DART action noise, std in units of the action half-range, applied to the executed
-    action only. ``timing``/``obs`` override the task's (as ``--timing``/``--obs`` do)."""
+    action only. ``timing``/``obs`` override the task's (as ``--timing``/``--obs`` do).
+    ``progress``: the label of a progress bar over the episodes (none without)."""
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
 
@@ -42,7 +44,8 @@ def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: in
     finally:
         probe.close()
     result = run_episodes(env_fn, [seed + i for i in range(episodes)], expert=the_expert, noise=noise,
-                          rng=np.random.default_rng([seed, 0xD0]), record=True, metadata=meta)
+                          rng=np.random.default_rng([seed, 0xD0]), record=True, metadata=meta,
+                          progress=progress)
     return result.demos
 
 

@@ -21,10 +21,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from cfc_control.flags import setting
 from cfc_control.policies import RecurrentPolicy
 from cfc_control.training.bc import BCConfig, BCTrainer
-from cfc_control.training.demos import Demonstrations
-from cfc_control.training.rollout import run_episodes
+from cfc_control.episodes.demos import Demonstrations
+from cfc_control.episodes.closed_loop import run_episodes
 
 
 def beta_schedule(spec: str) -> Callable[[int], float]:
@@ -61,16 +62,18 @@ def beta_schedule(spec: str) -> Callable[[int], float]:
     return fn
 
 
-@dataclass
+@dataclass(frozen=True)
 class DAggerConfig:
     """DAgger's own hyperparameters (the retraining uses a :class:`BCConfig`)."""
 
-    iterations: int = 4                  # data-collection rounds after the initial BC
-    episodes_per_iteration: int = 10     # student-driven episodes per round
-    beta: str = "exponential:0.5"        # expert-mixing schedule, beta_i for round i >= 1
-    epochs_per_iteration: int = 15       # BC epochs on the grown data set each round
-    noise: float = 0.0                   # DART noise on executed actions while collecting
-    warm_start: bool = True              # continue from the current student (else re-initialise)
+    iterations: int = setting(4, "data-collection rounds after the initial BC")
+    episodes_per_iteration: int = setting(10, "student-driven episodes per round", flag="--dagger-episodes")
+    beta: str = setting("exponential:0.5", "expert-mixing schedule of round i >= 1: exponential:P, linear:K, "
+                                           "constant:B or a list 1,0.5,0")
+    epochs_per_iteration: int = setting(15, "BC epochs on the grown data set each round", flag="--dagger-epochs")
+    noise: float = setting(0.0, "DART noise on executed actions while collecting", flag="--dagger-noise")
+    warm_start: bool = setting(True, "continue each round from the current student (--no-warm-start: "
+                                     "re-initialise it)")
 
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.episodes_per_iteration <= 0 or self.epochs_per_iteration <= 0:

@@ -1,52 +1,24 @@
-"""The ``bc`` and ``dagger`` algorithms of ``python -m cfc_control.train``: flags, demonstrations
-(given with --demos, or collected with the expert into the run directory), training with logs and
-checkpoints, resume."""
+"""The ``bc`` and ``dagger`` algorithms of :func:`cfc_control.training.launch.train`:
+demonstrations (given as ``imitation.demos``, or collected with the expert into the run
+directory), training with logs and checkpoints, resume."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Dict
 
 from cfc_control.experts import make_expert
 from cfc_control.tasks import task_info
-from cfc_control.training.bc import BCConfig, BCTrainer
+from cfc_control.training.bc import BCTrainer
 from cfc_control.training.collection import collect_demos
-from cfc_control.training.dagger import DAgger, DAggerConfig
-from cfc_control.training.demos import Demonstrations, load_demos, save_demos
-from cfc_control.training.run import Algorithm, RunContext, TrainOutcome
+from cfc_control.training.run_config import RunConfig
+from cfc_control.training.dagger import DAgger
+from cfc_control.episodes.demos import Demonstrations, load_demos, save_demos
+from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome
 
 LQR_TASKS = ("InvertedPendulum", "InvertedDoublePendulum")
 EXPERTS_DIR = Path("policies") / "experts"
 DEMO_SEED_STRIDE = 1_000  # demonstrations of run seed S use reset seeds 1000 S, 1000 S + 1, ...
-
-
-def imitation_arguments(group: argparse._ArgumentGroup) -> None:
-    d = BCConfig()
-    group.add_argument("--demos", default=None, help="demonstration file (.npz); default: collect with --expert")
-    group.add_argument("--expert", default="auto",
-                       help="'lqr', an expert directory, or 'auto' (lqr for the pendulums, else "
-                            "policies/experts/<env>-sac or -ppo)")
-    group.add_argument("--episodes", type=int, default=20, help="demonstration episodes to collect")
-    group.add_argument("--noise", type=float, default=0.1,
-                       help="DART noise on the executed action while collecting (std, in action half-ranges)")
-    group.add_argument("--epochs", type=int, default=d.epochs, help="BC epochs (DAgger: the initial BC)")
-    group.add_argument("--window", type=int, default=d.window, help="BPTT window (steps)")
-    group.add_argument("--burn-in", type=int, default=d.burn_in, help="warm-up steps before each window")
-    group.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per update")
-    group.add_argument("--lr", type=float, default=d.lr)
-    group.add_argument("--val-fraction", type=float, default=d.val_fraction, help="episodes held out")
-
-
-def dagger_arguments(group: argparse._ArgumentGroup) -> None:
-    d = DAggerConfig()
-    group.add_argument("--iterations", type=int, default=d.iterations, help="DAgger rounds after the initial BC")
-    group.add_argument("--dagger-episodes", type=int, default=d.episodes_per_iteration, help="episodes per round")
-    group.add_argument("--beta", default=d.beta,
-                       help="expert-mixing schedule: exponential:P, linear:K, constant:B or a list 1,0.5,0")
-    group.add_argument("--dagger-epochs", type=int, default=d.epochs_per_iteration, help="BC epochs per round")
-    group.add_argument("--dagger-noise", type=float, default=d.noise, help="DART noise during rounds")
-    group.add_argument("--no-warm-start", action="store_true", help="re-initialise the student every round")
 
 
 def default_expert(task: str) -> str:
@@ -64,21 +36,23 @@ def default_expert(task: str) -> str:
     )
 
 
-def bc_config(args: argparse.Namespace) -> BCConfig:
-    return BCConfig(window=args.window, burn_in=args.burn_in, batch_size=args.batch_size, epochs=args.epochs,
-                    lr=args.lr, val_fraction=args.val_fraction, seed=args.seed)
+def expert_spec(config: RunConfig, task: str) -> str:
+    """The expert ``config`` names ('auto' resolved for ``task``)."""
+    return config.imitation.expert if config.imitation.expert != "auto" else default_expert(task)
 
 
-def demonstrations(args: argparse.Namespace, ctx: RunContext) -> tuple[Demonstrations, Dict[str, Any]]:
-    """--demos, else the run's own demos.npz (resume), else collected now with the expert."""
+def demonstrations(config: RunConfig, ctx: RunContext) -> tuple[Demonstrations, Dict[str, Any]]:
+    """``imitation.demos``, else the run's own demos.npz (resume), else collected now with the expert."""
     own = ctx.run_dir / "demos.npz"
-    if args.demos:
-        demos, source = load_demos(args.demos), str(args.demos)
-    elif own.is_file() and args.resume:
+    im = config.imitation
+    if im.demos:
+        demos, source = load_demos(im.demos), str(im.demos)
+    elif own.is_file() and ctx.options.resume:
         demos, source = load_demos(own), str(own)
     else:
-        expert = args.expert if args.expert != "auto" else default_expert(ctx.task)
-        demos = collect_demos(ctx.task, expert, args.episodes, seed=DEMO_SEED_STRIDE * args.seed, noise=args.noise)
+        demos = collect_demos(ctx.task, expert_spec(config, ctx.task), im.episodes,
+                              seed=DEMO_SEED_STRIDE * config.seed, noise=im.noise, timing=config.timing,
+                              obs=config.obs, progress="demonstrations" if ctx.show_progress else None)
         save_demos(demos, own)
         source = str(own)
     info = {"file": source, **demos.summary(), "expert": demos.metadata.get("expert"),
@@ -90,9 +64,9 @@ def _start_policy(ctx: RunContext):
     return ctx.checkpoint.policy if ctx.checkpoint is not None else ctx.make_policy()
 
 
-def run_bc(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
-    demos, data_info = demonstrations(args, ctx)
-    cfg = bc_config(args)
+def run_bc(config: RunConfig, ctx: RunContext) -> TrainOutcome:
+    demos, data_info = demonstrations(config, ctx)
+    cfg = config.imitation.bc_config(config.seed)
     train, val = demos.split(cfg.val_fraction, seed=cfg.seed)
     policy = _start_policy(ctx)
     trainer = BCTrainer(policy, train, val, cfg)
@@ -104,7 +78,7 @@ def run_bc(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
     def on_epoch(metrics: Dict[str, float]) -> None:
         last.update(metrics)
         ctx.log(trainer.epoch, metrics)
-        if trainer.epoch % args.checkpoint_every == 0 or trainer.epoch == cfg.epochs:
+        if trainer.epoch % config.checkpoint_every == 0 or trainer.epoch == cfg.epochs:
             progress, optim = trainer.state_dict()
             ctx.save_checkpoint(trainer.epoch, policy, optim, {"trainer": progress})
 
@@ -118,23 +92,22 @@ def run_bc(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
     })
 
 
-def run_dagger(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
-    demos, data_info = demonstrations(args, ctx)
-    bc = bc_config(args)
-    cfg = DAggerConfig(iterations=args.iterations, episodes_per_iteration=args.dagger_episodes, beta=args.beta,
-                       epochs_per_iteration=args.dagger_epochs, noise=args.dagger_noise,
-                       warm_start=not args.no_warm_start)
+def run_dagger(config: RunConfig, ctx: RunContext) -> TrainOutcome:
+    demos, data_info = demonstrations(config, ctx)
+    bc = config.imitation.bc_config(config.seed)
+    cfg = config.dagger
     probe = ctx.make_env()
-    expert_spec = args.expert if args.expert != "auto" else default_expert(ctx.task)
-    expert = make_expert(expert_spec, probe)
-    probe.close()
+    try:
+        expert = make_expert(expert_spec(config, ctx.task), probe)
+    finally:
+        probe.close()
     policy = _start_policy(ctx)
 
     def reinit() -> None:
         fresh = ctx.make_policy()
         policy.model.load_state_dict(fresh.model.state_dict())
 
-    dagger = DAgger(policy, demos, ctx.make_env, expert, cfg, bc, seed_base=DEMO_SEED_STRIDE * args.seed,
+    dagger = DAgger(policy, demos, ctx.make_env, expert, cfg, bc, seed_base=DEMO_SEED_STRIDE * config.seed,
                     reinit=reinit)
     epoch = 0
     if ctx.checkpoint is not None:
@@ -157,7 +130,7 @@ def run_dagger(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
         round_info = dagger.history[-1] if dagger.history else {}
         ctx.log(epoch, {**metrics, "iteration": dagger.iteration, "data_steps": dagger.data.n_steps,
                         "rollout_return": round_info.get("rollout_return", float("nan"))})
-        if epoch % args.checkpoint_every == 0:
+        if epoch % config.checkpoint_every == 0:
             checkpoint()
 
     dagger.run(on_epoch, on_round=lambda _: checkpoint())
@@ -173,6 +146,5 @@ def run_dagger(args: argparse.Namespace, ctx: RunContext) -> TrainOutcome:
     })
 
 
-BC = Algorithm("bc", "behaviour cloning on demonstration sequences", (imitation_arguments,), run_bc)
-DAGGER = Algorithm("dagger", "DAgger: the student drives, the expert labels, retrain on the aggregate",
-                   (imitation_arguments, dagger_arguments), run_dagger)
+BC = Algorithm("bc", "behaviour cloning on demonstration sequences", run_bc)
+DAGGER = Algorithm("dagger", "DAgger: the student drives, the expert labels, retrain on the aggregate", run_dagger)

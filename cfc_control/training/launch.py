@@ -1,46 +1,56 @@
-"""Training runs: the shared flags, the algorithm table, and one run from flags to a policy
-directory with its card. ``python -m cfc_control.train`` is the thin entry point over this; the
-study calls the same functions.
+"""One training run as a library call: ``train(config) -> RunOutcome``.
 
-Train a recurrent policy on a task.
+    from cfc_control.training import RunConfig, train
+    outcome = train(RunConfig(env="InvertedPendulum-Pos-Irregular", algo="bc", seed=1))
+    outcome.policy_dir        # runs/InvertedPendulum-Pos-Irregular-bc-cfc-s1/policy
+    outcome.evaluation        # {"Fixed": EvalResult, "Jitter": ..., "Irregular": ...}
 
-    python -m cfc_control.train --env InvertedPendulum-Pos-Irregular --algo bc
-    python -m cfc_control.train --env InvertedPendulum-Pos-Irregular --algo dagger --policy ncp --seed 1
-    python -m cfc_control.train --env ... --out runs/x --resume          # continue an interrupted run
+:func:`check_config` runs first and refuses, with one line naming what is wrong, every mistake it
+can find before any work starts (unknown or non-MuJoCo task, a timing that does not parse, an
+unwritable output directory, a missing expert, demonstration file or --init-from directory, bad
+PPO hyperparameters). Then the run directory gets ``run.json`` (the config), logs, checkpoints
+and the result, ``policy/``: weights, config and card (task, algorithm, policy, seeds, data size,
+training time, the command, and the evaluation returns under each timing). ``python -m
+cfc_control.train`` and the timing study call this.
 
-Every flag has a default. The run directory (--out, default runs/<task>-<algo>-<policy>-s<seed>)
-gets metrics.csv, TensorBoard events (tb/), checkpoints/ and the result, policy/: weights,
-config and card (task, algorithm, policy, seeds, data size, training time, the command, and the
-evaluation returns under Fixed, Jitter and Irregular timing).
-
-Algorithms are a table (:data:`ALGORITHMS`): name -> "module:attribute" of a
-:class:`cfc_control.training.run.Algorithm`. Adding one is adding a line here; see
-:mod:`cfc_control.training.run` for the contract.
+Algorithms are a table (:data:`~cfc_control.training.run_config.ALGORITHMS`): name -> "module:attribute"
+of a :class:`cfc_control.training.run_context.Algorithm`. Adding one is adding a line there and a nested
+settings dataclass to :class:`~cfc_control.training.run_config.RunConfig`; see
+:mod:`cfc_control.training.run_context` for the contract.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shlex
 import sys
 import time
+from dataclasses import dataclass, replace
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from cfc_control.training.evaluation import EVAL_SEED, card_entry, evaluate_timings
-from cfc_control.training.run import Algorithm
+import cfc_control
+from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_policy
+from cfc_control.tasks import make_env, parse_timing, resolve_env_id, task_info
+from cfc_control.files import check_writable
+from cfc_control.training.run_config import ALGORITHMS, RunConfig, RunOptions
+from cfc_control.episodes.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
+from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
+from cfc_control.training.run_context import Algorithm, RunContext, read_run_config, write_run_config
+from cfc_control.models.registry import available
+from cfc_control.training.ppo.hyperparams import config_for
 
-ALGORITHMS: Dict[str, str] = {
-    "bc": "cfc_control.training.imitation:BC",
-    "dagger": "cfc_control.training.imitation:DAGGER",
-    "ppo": "cfc_control.training.ppo.cli:PPO",
-}
-DEFAULT_ENV = "InvertedPendulum-Pos-Irregular"
-EVAL_TIMINGS = "Fixed,Jitter,Irregular"
-# Flags that may differ when a run is resumed; every other flag is taken from the run's run.json.
-RESUME_FREE = ("resume", "out", "no_progress", "threads", "no_tensorboard")
+
+@dataclass
+class RunOutcome:
+    """What a run produced: the policy, where it was written, its card and evaluation."""
+
+    policy: RecurrentPolicy
+    run_dir: Path
+    policy_dir: Path
+    card: Dict[str, Any]
+    evaluation: Dict[str, EvalResult]
+    training_time_s: float
+    resumed: bool
 
 
 def load_algorithm(name: str) -> Algorithm:
@@ -50,145 +60,119 @@ def load_algorithm(name: str) -> Algorithm:
     return getattr(import_module(module), attr)
 
 
-def parse_model_kw(items: List[str]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--model-kw expects KEY=VALUE (VALUE as JSON), got {item!r}")
+def check_task(name: str) -> str:
+    """The registered id of a task or Gymnasium MuJoCo id with Box spaces; ValueError otherwise."""
+    env_id = resolve_env_id(name)
+    if env_id.startswith("cfc_control/"):
+        return env_id
+    import gymnasium as gym
+    from gymnasium.envs.mujoco import MujocoEnv
+
+    env = gym.make(env_id, disable_env_checker=True)
+    try:
+        mujoco = isinstance(env.unwrapped, MujocoEnv)
+        boxes = isinstance(env.observation_space, gym.spaces.Box) and isinstance(env.action_space, gym.spaces.Box)
+    finally:
+        env.close()
+    if not (mujoco and boxes):
+        raise ValueError(f"--env {name}: {env_id} is not a MuJoCo env with continuous observations and actions; "
+                         f"see `python -m cfc_control.tasks` for the tasks")
+    return env_id
+
+
+def check_config(config: RunConfig) -> None:
+    """Raise ValueError (one line, naming the setting) for whatever in ``config`` would fail later."""
+    task = check_task(config.env)
+    if config.policy not in available():
+        raise ValueError(f"--policy {config.policy!r} is not a model; available: {', '.join(available())}")
+    nominal = task_info(task)["nominal_dt"]
+    if config.timing is not None or config.obs is not None:
+        make_env(task, timing=config.timing, obs=config.obs).close()
+    for timing in config.evaluation.timings:
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+            parse_timing(timing, nominal)
+        except ValueError as err:
+            raise ValueError(f"--eval-timings: {err}") from None
+    check_writable(config.run_dir, "--out")
+    if config.algo in ("bc", "dagger"):
+        if config.imitation.demos and not Path(config.imitation.demos).is_file():
+            raise ValueError(f"--demos {config.imitation.demos}: no such file")
+        if not config.imitation.demos or config.algo == "dagger":
+            spec = expert_spec(config, task)
+            if spec != "lqr" and not (Path(spec) / "config.json").is_file():
+                raise ValueError(f"--expert {spec}: not 'lqr' nor an expert directory (no config.json there)")
+    if config.algo == "ppo":
+        if config.ppo.init_from:
+            resolve_policy_dir(config.ppo.init_from)
+        config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from cfc_control.models.registry import available
-
-    parser = argparse.ArgumentParser(prog="python -m cfc_control.train", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    shared = parser.add_argument_group("run")
-    shared.add_argument("--env", default=DEFAULT_ENV, help="task (see python -m cfc_control.tasks)")
-    shared.add_argument("--algo", choices=list(ALGORITHMS), default="bc")
-    shared.add_argument("--policy", choices=available(), default="cfc", help="model (cfc_control.models.make name)")
-    shared.add_argument("--model-kw", action="append", default=[], metavar="KEY=VALUE",
-                        help="model argument override, e.g. --model-kw units=32 (repeatable)")
-    shared.add_argument("--seed", type=int, default=0, help="seeds torch, data collection and the data split")
-    shared.add_argument("--out", default=None, help="run directory (default runs/<task>-<algo>-<policy>-s<seed>)")
-    shared.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    shared.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
-    shared.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per timing (0: skip)")
-    shared.add_argument("--eval-timings", default=EVAL_TIMINGS, help="comma-separated timing presets to evaluate")
-    shared.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads; 0 keeps torch's default. Small recurrent models stepped one "
-                             "step at a time gain nothing from more, and spinning threads slow to a crawl "
-                             "on a busy machine (measured: 0.4 s vs 1.6-4.5 s per epoch on 2 shared cores)")
-    shared.add_argument("--no-progress", action="store_true", help="no progress bar")
-    shared.add_argument("--no-tensorboard", action="store_true", help="CSV logs only")
-    added = set()
-    for name in ALGORITHMS:
-        algo = load_algorithm(name)
-        for add in algo.arguments:
-            if add not in added:
-                added.add(add)
-                add(parser.add_argument_group(add.__name__.replace("_arguments", "")))
-    return parser
-
-
-def _default_out(args: argparse.Namespace) -> Path:
-    short = args.env.split("/")[-1].split("-v")[0]
-    return Path("runs") / f"{short}-{args.algo}-{args.policy}-s{args.seed}"
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    out = Path(args.out) if args.out else _default_out(args)
-    from cfc_control.training.run import RunContext, read_run_args, write_run_args
-
-    if args.resume:
-        stored = read_run_args(out)
+def train(config: RunConfig, options: RunOptions = RunOptions(), command: Optional[str] = None) -> RunOutcome:
+    """Run ``config`` (see the module docstring). With ``options.resume`` the run in
+    ``config.run_dir`` continues from its last checkpoint; its recorded config must equal
+    ``config`` (ValueError otherwise). ``command`` is recorded in the card (default: this call)."""
+    check_config(config)
+    run_dir = config.run_dir
+    config = replace(config, env=resolve_env_id(config.env))
+    command = command or f"cfc_control.training.train({config!r})"
+    original = command
+    if options.resume:
+        stored = read_run_config(run_dir)
         if stored is None:
-            parser.error(f"--resume: {out} has no run.json; nothing to resume")
-        for key, value in stored.items():
-            if key not in RESUME_FREE and not key.startswith("_"):
-                setattr(args, key, value)
-    try:
-        args.model_kw = parse_model_kw(args.model_kw) if isinstance(args.model_kw, list) else dict(args.model_kw)
-    except argparse.ArgumentTypeError as err:
-        parser.error(str(err))
-    try:
-        from cfc_control.tasks import resolve_env_id
-
-        resolve_env_id(args.env)
-    except ValueError as err:
-        parser.error(str(err))
-    if args.checkpoint_every <= 0:
-        parser.error(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
-    if args.threads and args.threads > 0:
+            raise ValueError(f"--resume: {run_dir} has no run.json; nothing to resume")
+        recorded, original = stored
+        if recorded != config:
+            raise ValueError(f"--resume: {run_dir} holds a run of another config; resume it with its own "
+                             f"(cfc_control.training.run_context.read_run_config) or train into another --out")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(run_dir, config, command)
+    if options.threads and options.threads > 0:
         import torch
 
-        torch.set_num_threads(args.threads)
-
-    command = "python -m cfc_control.train " + shlex.join(argv)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.resume:
-        original = stored.get("_command", command)
-    else:
-        original = command
-        write_run_args(out, {**{k: v for k, v in vars(args).items() if k != "resume"}, "_command": command})
-    algo = load_algorithm(args.algo)
-    ctx = RunContext(args, out, original, progress=not args.no_progress)
-    if args.resume and ctx.checkpoint is None:
-        print(f"{out}: no checkpoint yet; starting from scratch", file=sys.stderr)
+        torch.set_num_threads(options.threads)
+    algo = load_algorithm(config.algo)
+    ctx = RunContext(config, options, original)
+    if options.resume and ctx.checkpoint is None:
+        print(f"{run_dir}: no checkpoint yet; starting from scratch", file=sys.stderr)
     try:
-        outcome = algo.run(args, ctx)
-    except (ValueError, FileNotFoundError) as err:
-        # Bad input (unknown task, no expert, unreadable demonstrations): the message says what.
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        outcome = algo.run(config, ctx)
     finally:
         ctx.close()
     train_time = ctx.elapsed()
-    card = _card(args, ctx, outcome, train_time, resumed_with=command if args.resume else None)
-    policy_dir = out / "policy"
-    from cfc_control.policies import save_policy
-
+    card = _card(config, ctx, outcome, train_time, resumed_with=command if options.resume else None)
+    policy_dir = run_dir / "policy"
     save_policy(outcome.policy, policy_dir, card)
-    if args.eval_episodes > 0:
+    results: Dict[str, EvalResult] = {}
+    if config.evaluation.episodes > 0:
         start = time.time()
-        timings = [t.strip() for t in args.eval_timings.split(",") if t.strip()]
-        results = evaluate_timings(outcome.policy, ctx.task, timings=timings, episodes=args.eval_episodes)
+        results = evaluate_timings(outcome.policy, ctx.task, timings=config.evaluation.timings,
+                                   episodes=config.evaluation.episodes, obs=config.obs,
+                                   progress=options.progress)
         card["evaluation"] = card_entry(results)
         card["evaluation_time_s"] = round(time.time() - start, 1)
         save_policy(outcome.policy, policy_dir, card)
-        for name, r in results.items():
-            print(f"{name:>10}: return {r.mean:9.2f} ± {r.std:.2f} over {r.episodes} episodes")
-    print(f"policy: {policy_dir}  (trained in {train_time:.0f} s)")
-    return 0
+    return RunOutcome(outcome.policy, run_dir, policy_dir, card, results, train_time, options.resume)
 
 
-def _card(args: argparse.Namespace, ctx, outcome, train_time: float, resumed_with: Optional[str]) -> Dict[str, Any]:
-    import cfc_control
-    from cfc_control.training.imitation import DEMO_SEED_STRIDE
-
+def _card(config: RunConfig, ctx: RunContext, outcome, train_time: float, resumed_with: Optional[str]) -> Dict[str, Any]:
     card: Dict[str, Any] = {
         "task": ctx.task,
-        "algorithm": args.algo,
-        "policy": args.policy,
-        "model_kwargs": args.model_kw,
+        "algorithm": config.algo,
+        "policy": config.policy,
+        "model_kwargs": config.model_kw,
         "parameters": sum(p.numel() for p in outcome.policy.model.parameters() if p.requires_grad),
-        "seeds": {"run": args.seed, "torch": args.seed, "demonstration_resets": f"{DEMO_SEED_STRIDE} * seed + episode",
+        "seeds": {"run": config.seed, "torch": config.seed,
+                  "demonstration_resets": f"{DEMO_SEED_STRIDE} * seed + episode",
                   "evaluation_resets": f"{EVAL_SEED} + episode"},
         "training_time_s": round(train_time, 1),
         "command": ctx.command,
         "library_version": cfc_control.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if config.timing or config.obs:
+        card["overrides"] = {k: v for k, v in (("timing", config.timing), ("obs", config.obs)) if v}
     if resumed_with:
         card["resumed_with"] = resumed_with
     card.update(outcome.card)
     return card
-

@@ -40,7 +40,7 @@ from cfc_control.files import atomic_directory, atomic_write_text, read_json
 from cfc_control.tasks import parse_timing
 from cfc_control.tasks.env import make_task
 from cfc_control.tasks.specs import task_families
-from cfc_control.training.evaluation import card_entry, evaluate_expert
+from cfc_control.episodes.evaluation import card_entry, evaluate_expert
 from cfc_control.training.sb3_state import load_training_state, save_training_state
 
 # The timings a teacher's card reports: the presets, and steady periods at half and twice the

@@ -1,14 +1,17 @@
-"""The rollout video: scene and panels side by side (or stacked), one frame per control step,
+"""The rollout video: scene and panels side by side (or stacked), played in simulated time,
 encoded as MP4 (H.264) or GIF by imageio-ffmpeg's ffmpeg.
 
 Frames stream straight from the renderer into ffmpeg, which runs as a separate process and so
 encodes on another core while the next frame renders. A GIF gets one palette for the whole clip,
 computed from a few frames up front (ffmpeg's ``paletteuse``), so it streams too.
 
-Frame ``t`` shows the scene at observation ``t`` and the panels' cursor at step ``t``; a status
-line on the scene gives the simulated time, the step, its Δt and the return so far. Playback is
-at a constant frame rate (by default one frame per nominal period, i.e. real time when the period
-is fixed); the Δt panel shows how the real periods varied.
+Frames are sampled in simulated time: frame ``k`` of a video at ``fps`` frames per second shows
+the step under way at ``k / fps`` seconds (its observation's scene and the panels' cursor at that
+step), so an episode of 40 simulated seconds plays in 40 seconds whatever its periods were: a long
+period holds its frame, steps shorter than a frame are skipped. The default rate is one frame per
+nominal period (one frame per step at a fixed period), capped for the format. A status line on
+the scene gives the simulated time, the step, its Δt and the return so far; the Δt panel shows
+how the real periods varied.
 """
 
 from __future__ import annotations
@@ -64,6 +67,17 @@ class VideoStats:
 def default_fps(rollout: Rollout, suffix: str = ".mp4") -> float:
     """One frame per nominal period (real time at a fixed period), capped for the format."""
     return float(min(1.0 / rollout.nominal_dt, MAX_FPS.get(suffix, 60.0)))
+
+
+def frame_steps(rollout: Rollout, fps: float) -> np.ndarray:
+    """The step each frame shows: frame ``k`` the one under way at ``k / fps`` simulated seconds,
+    for as many frames as the episode lasts."""
+    end = float(rollout.time[-1] + rollout.period[-1])
+    # The tolerance keeps float sums of periods (0.05 + 0.05 + ...) on the frame they fall on.
+    tol = 1e-6 * float(rollout.nominal_dt)
+    count = max(1, int(np.ceil(end * fps - tol * fps)))
+    times = np.arange(count) / fps + tol
+    return np.clip(np.searchsorted(rollout.time, times, side="right") - 1, 0, rollout.steps - 1)
 
 
 def video_format(path: Union[str, "os.PathLike[str]"]) -> str:
@@ -251,7 +265,9 @@ def write_video(
         raise ValueError(f"fps for {suffix} must be in (0, {MAX_FPS[suffix]:g}], got {fps!r}")
     t_start = time.perf_counter()
     timer = _Timer()
-    scenes = _timed(render_states(env, rollout.sim_states), timer)
+    steps = frame_steps(rollout, fps)
+    shown = np.unique(steps)  # each step shown is rendered once, in order
+    scenes = _timed(render_states(env, rollout.sim_states[shown]), timer)
     first = next(scenes)
     composer = FrameComposer(rollout, first.shape[0], first.shape[1], layout, title)
     palette = None
@@ -262,19 +278,20 @@ def write_video(
                    for k, s in zip(picks, render_states(env, rollout.sim_states[picks]))]
         panels = [composer.panels.image, composer.panels.faded] if composer.panels is not None else []
         palette = gif_palette(samples, panels)
-    bar = _progress(progress, rollout.steps, f"video {Path(path).name}")
+    bar = _progress(progress, len(steps), f"video {Path(path).name}")
     compose_s = encode_s = 0.0
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             encoder = Encoder(tmp, composer.width, composer.height, fps, palette, fmt=suffix)
             try:
-                scene = first
-                for step in range(rollout.steps):
-                    if step > 0:
-                        scene = next(scenes)
+                scene, frame, current = first, None, int(shown[0])
+                for step in steps:
                     t0 = time.perf_counter()
-                    frame = composer.compose(step, scene)
+                    if frame is None or step != current:
+                        if step != current:
+                            scene, current = next(scenes), int(step)
+                        frame = composer.compose(current, scene)
                     t1 = time.perf_counter()
                     encoder.send(frame)
                     compose_s += t1 - t0

@@ -5,7 +5,7 @@ buffer, and the hyperparameters per task (:mod:`.hyperparams`)."""
 from cfc_control.training.ppo.algorithm import SequencePPO
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer, SequenceBatch, cut_sequences
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for
-from cfc_control.training.ppo.policy import ActorCritic
+from cfc_control.training.ppo.actor_critic import ActorCritic
 from cfc_control.training.ppo.vec_env import make_task_vec_env
 
 __all__ = [

@@ -13,7 +13,7 @@ handling and ``Monitor`` episode statistics, ``VecNormalize`` (reward only, see
 
 What is rewritten, and why:
 
-* ``_setup_model``: the policy is an :class:`~.policy.ActorCritic` around a
+* ``_setup_model``: the policy is an :class:`~.actor_critic.ActorCritic` around a
   :class:`~cfc_control.policies.RecurrentPolicy` (the policy directory's object), not an SB3
   ``ActorCriticPolicy``; the buffer is :class:`~.buffer.RecurrentSequenceBuffer`.
 * ``collect_rollouts``: carries each network's recurrent state (any shape) through the rollout,
@@ -54,9 +54,12 @@ from cfc_control.models.base import map_state
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
-from cfc_control.training.ppo.policy import ActorCritic, shrink_output_layer
+from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer
 from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env, vec_env_nominal_dt,
                                              vec_env_trained_periods)
+from cfc_control.tasks import resolve_env_id
+from cfc_control.models.registry import make
+from cfc_control.training.ppo.persistence import load_state, save_state
 
 PolicySpec = Union[str, RecurrentPolicy, ActorCritic]
 
@@ -74,6 +77,7 @@ class SequencePPO(OnPolicyAlgorithm):
             :class:`ActorCritic`.
         config: hyperparameters (default: :func:`~.hyperparams.config_for` the task).
         seed: seeds torch, numpy and the envs; device: torch device (CPU is the fast one here).
+        timing, obs: override the task's timing and observation model (``env`` a task name).
     """
 
     policy: ActorCritic
@@ -83,14 +87,12 @@ class SequencePPO(OnPolicyAlgorithm):
                  config: Optional[PPOConfig] = None, *, model_kw: Optional[Dict[str, Any]] = None,
                  seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
                  tensorboard_log: Optional[str] = None, verbose: int = 0, dt_channel: bool = True,
-                 task: Optional[str] = None) -> None:
+                 task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None) -> None:
         if isinstance(env, str):
-            from cfc_control.tasks import resolve_env_id
-
             task = resolve_env_id(env)
             config = config or config_for(task)
             env = make_task_vec_env(task, config.n_envs, normalize_reward=config.normalize_reward,
-                                    gamma=config.gamma)
+                                    gamma=config.gamma, timing=timing, obs=obs)
         config = config or config_for(task)
         if not isinstance(policy, (str, RecurrentPolicy, ActorCritic)):
             raise TypeError(f"policy must be a model name, a RecurrentPolicy or an ActorCritic, got {type(policy).__name__}")
@@ -146,8 +148,6 @@ class SequencePPO(OnPolicyAlgorithm):
         self._last_states = (actor_state, critic_state)
 
     def _fresh_actor(self, model_name: str) -> RecurrentPolicy:
-        from cfc_control.models.registry import make
-
         n_obs = int(self.observation_space.shape[0]) - int(self.dt_channel)
         n_act = int(self.action_space.shape[0])
         normalizer = (ObsNormalizer(np.zeros(n_obs), np.ones(n_obs), clip=self.config.obs_clip)
@@ -191,7 +191,7 @@ class SequencePPO(OnPolicyAlgorithm):
                 return False
             self._update_info_buffer(infos, dones)
             n_steps += 1
-            for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit (SB3 #633)
+            for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit, as SB3 does
                 final = infos[idx].get("terminal_observation")
                 if final is not None and infos[idx].get("TimeLimit.truncated", False):
                     row = map_state(next_critic, lambda s: s[idx:idx + 1])
@@ -326,14 +326,10 @@ class SequencePPO(OnPolicyAlgorithm):
     def save_state(self, directory: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> Path:
         """Write everything else training needs to continue (critic, log-std, optimiser, counters,
         return statistics); see :mod:`.persistence`."""
-        from cfc_control.training.ppo.persistence import save_state
-
         return save_state(self, directory, optimizer=optimizer)
 
     def load_state(self, directory: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> None:
         """Restore what :meth:`save_state` wrote into this (identically configured) algorithm."""
-        from cfc_control.training.ppo.persistence import load_state
-
         load_state(self, directory, optimizer=optimizer)
 
     def save(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]

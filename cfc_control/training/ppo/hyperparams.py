@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional
 
 from cfc_control.models.registry import available
+from cfc_control.tasks import task_info
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,6 @@ INIT_FROM_DEFAULTS: Dict[str, Any] = {"log_std_init": -1.5, "critic_warmup": 3}
 
 def task_family(task: str) -> str:
     """The task family of a task or Gymnasium id: ``"HalfCheetah-Pos-Jitter"`` -> ``"HalfCheetah"``."""
-    from cfc_control.tasks import task_info
-
     return task_info(task)["base_env"].split("/")[-1].split("-v")[0]
 
 

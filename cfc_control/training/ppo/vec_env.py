@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import numpy as np
+
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
@@ -78,6 +80,23 @@ def restore_reward_normalizer(env: Optional[VecEnv], state: Optional[Dict[str, A
     norm.ret_rms.mean = float(state["mean"])
     norm.ret_rms.var = float(state["var"])
     norm.ret_rms.count = float(state["count"])
+
+
+def reward_normalizer_returns(env: Optional[VecEnv]) -> Optional[np.ndarray]:
+    """The discounted returns a VecNormalize in ``env`` is accumulating per env, or None."""
+    from stable_baselines3.common.vec_env import unwrap_vec_normalize
+
+    norm = unwrap_vec_normalize(env) if env is not None else None
+    return None if norm is None else np.asarray(norm.returns, dtype=np.float64)
+
+
+def restore_reward_normalizer_returns(env: Optional[VecEnv], returns: np.ndarray) -> None:
+    """Put saved per-env running returns back into the VecNormalize in ``env`` (if any)."""
+    from stable_baselines3.common.vec_env import unwrap_vec_normalize
+
+    norm = unwrap_vec_normalize(env) if env is not None else None
+    if norm is not None and np.shape(returns) == np.shape(norm.returns):
+        norm.returns = np.asarray(returns, dtype=np.float64).copy()
 
 
 class StepProgressBar(BaseCallback):

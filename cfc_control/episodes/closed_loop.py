@@ -10,14 +10,16 @@ mixture), else the student's, plus optional DART noise. Finished envs wait for t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from cfc_control.tasks import env_nominal_dt
-from cfc_control.training.demos import Demonstrations
+from cfc_control.episodes.demos import Demonstrations
 
 
 @dataclass
@@ -42,6 +44,7 @@ def run_episodes(
     record: bool = False,
     batch: int = 32,
     metadata: Optional[Dict[str, Any]] = None,
+    progress: Optional[str] = None,
 ) -> RolloutResult:
     """Run one episode per seed (reset with that seed), ``batch`` envs at a time.
 
@@ -50,6 +53,7 @@ def run_episodes(
     ``noise``: std of Gaussian noise added to the executed action, in units of the action's
     half-range (DART); the recorded label stays the expert's. ``record=True`` needs an expert
     (its actions are the labels) and returns the episodes as :class:`Demonstrations`.
+    ``progress``: the label of a progress bar over the episodes (none without).
     """
     if policy is None and expert is None:
         raise ValueError("run_episodes needs a policy, an expert, or both")
@@ -68,11 +72,12 @@ def run_episodes(
     returns: List[float] = []
     lengths: List[int] = []
     episodes: List[Dict[str, Any]] = []
+    bar = tqdm(total=len(seeds), unit="episode", desc=progress, dynamic_ncols=True, disable=progress is None)
     for start in range(0, len(seeds), batch):
         chunk = seeds[start:start + batch]
         envs = [make_env() for _ in chunk]
         try:
-            r, n, eps = _run_chunk(envs, chunk, policy, expert, beta, noise, rng, record)
+            r, n, eps = _run_chunk(envs, chunk, policy, expert, beta, noise, rng, record, bar)
         finally:
             for env in envs:
                 env.close()
@@ -84,10 +89,11 @@ def run_episodes(
         meta = {"expert": getattr(expert, "name", type(expert).__name__), "beta": beta, "noise": noise,
                 **(metadata or {})}
         demos = Demonstrations.from_episodes(episodes, meta)
+    bar.close()
     return RolloutResult(np.asarray(returns), np.asarray(lengths), demos)
 
 
-def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record):
+def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
     n = len(envs)
     space = envs[0].action_space
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
@@ -107,6 +113,7 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record):
     device = None
     if policy is not None:
         device = next(iter(policy.buffers()), torch.zeros(())).device
+    shown_at = time.monotonic()  # when the progress bar last showed the step count
     while alive.any():
         student = None
         if policy is not None:
@@ -140,6 +147,10 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record):
             if terminated or truncated:
                 alive[i] = False
                 finals[i] = obs[i].copy()
+                bar.update(1)
+        if not bar.disable and time.monotonic() - shown_at >= 1.0:  # lockstep episodes end together
+            bar.set_postfix(step=int(steps.max()), refresh=True)
+            shown_at = time.monotonic()
     episodes = []
     if record:
         for i in range(n):

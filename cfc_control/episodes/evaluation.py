@@ -5,7 +5,7 @@ an episode's first step) and its recurrent state carried through the episode; ep
 lockstep batches (one policy call per tick for all of them). Returns are the task's (reward per
 unit of simulated time, summed).
 
-    from cfc_control.training.evaluation import evaluate
+    from cfc_control.episodes.evaluation import evaluate
     r = evaluate("policies/cfc-invertedpendulum-pos-irregular", "InvertedPendulum-Pos-Irregular",
                  timing="Jitter", episodes=20)
     r.mean, r.std, r.returns, r.lengths
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from cfc_control.policies import RecurrentPolicy, check_spaces, load_policy, resolve_policy_dir
+from cfc_control.episodes.closed_loop import run_episodes
+from cfc_control.experts import make_expert
 from cfc_control.policies.periods import warn_if_env_outside
 from cfc_control.tasks import make_env, resolve_env_id, resolve_stored_task
-from cfc_control.training.rollout import run_episodes
 
 # Evaluation episodes use their own seeds, far from the ones demonstrations and training use, and
 # the same ones for every policy, so that scores compare on the same initial states and periods.
@@ -50,10 +51,11 @@ class EvalResult:
 
 def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optional[str] = None, *,
              timing: Optional[str] = None, obs: Optional[str] = None, episodes: int = 20,
-             seed: int = EVAL_SEED, batch: int = 32) -> EvalResult:
+             seed: int = EVAL_SEED, batch: int = 32, progress: Optional[str] = None) -> EvalResult:
     """Run ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``, ...) of ``policy`` (a policy
     or its directory) on task ``env`` (default: the task the policy was trained on), with
-    ``timing``/``obs`` overriding the task's. Deterministic for a given policy and seed."""
+    ``timing``/``obs`` overriding the task's. Deterministic for a given policy and seed.
+    ``progress``: the label of a progress bar over the episodes (none without)."""
     if not isinstance(policy, RecurrentPolicy):
         policy = load_policy(resolve_policy_dir(policy))
     if episodes <= 0:
@@ -78,7 +80,8 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
         probe.close()
     policy.eval()
     with torch.no_grad():
-        result = run_episodes(env_fn, [seed + i for i in range(episodes)], policy=policy, batch=batch)
+        result = run_episodes(env_fn, [seed + i for i in range(episodes)], policy=policy, batch=batch,
+                              progress=progress)
     returns = result.returns.astype(float)
     return EvalResult(task=task, timing=spec, episodes=episodes, seed=seed, mean=float(returns.mean()),
                       std=float(returns.std()), returns=returns.tolist(), lengths=result.lengths.astype(int).tolist())
@@ -90,8 +93,6 @@ def evaluate_expert(spec: Union[str, "os.PathLike[str]"], env: str, *, timing: O
     """:func:`evaluate` for an expert (``"lqr"`` or an SB3 expert directory) on task ``env``, on
     the same episode seeds: the anchor a cloned policy is measured against. The expert acts on the
     full simulator state, whatever the task observes."""
-    from cfc_control.experts import make_expert
-
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     task = resolve_env_id(env)
@@ -113,11 +114,13 @@ def evaluate_expert(spec: Union[str, "os.PathLike[str]"], env: str, *, timing: O
 
 def evaluate_timings(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optional[str] = None, *,
                      timings: Sequence[str] = TIMINGS, episodes: int = 20, seed: int = EVAL_SEED,
-                     obs: Optional[str] = None) -> Dict[str, EvalResult]:
-    """:func:`evaluate` under each timing (default the Fixed, Jitter and Irregular presets)."""
+                     obs: Optional[str] = None, progress: bool = False) -> Dict[str, EvalResult]:
+    """:func:`evaluate` under each timing (default the Fixed, Jitter and Irregular presets), with
+    a progress bar per timing when ``progress``."""
     if not isinstance(policy, RecurrentPolicy):
         policy = load_policy(resolve_policy_dir(policy))
-    return {t: evaluate(policy, env, timing=t, obs=obs, episodes=episodes, seed=seed) for t in timings}
+    return {t: evaluate(policy, env, timing=t, obs=obs, episodes=episodes, seed=seed,
+                        progress=f"eval {t}" if progress else None) for t in timings}
 
 
 def card_entry(results: Dict[str, EvalResult]) -> Dict[str, Any]:
