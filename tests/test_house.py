@@ -32,6 +32,18 @@ FUNCTION_IMPORTS = {
     ("cfc_control.runtime.loop", "cfc_control.tasks"): "as for runtime.compiled",
     ("cfc_control.tasks.registry", "cfc_control.tasks.env"): "builds envs; `import cfc_control` (which "
                                                              "registers the tasks) reads TOML files only",
+    ("cfc_control.bench.node", "cfc_control.models"): "a benchmark imports what its rows need when they run",
+    ("cfc_control.bench.node", "cfc_control.policies"): "as for bench.node",
+    ("cfc_control.bench.runner", "cfc_control.policies"): "as for bench.node",
+    ("cfc_control.bench.runner", "cfc_control.runtime.c_export.build"): "as for bench.node: the C rows exist only "
+                                                                          "where a compiler does",
+    ("cfc_control.bench.runner", "cfc_control.runtime.c_export.kernel"): "as for bench.runner's C rows",
+    ("cfc_control.bench.runner", "cfc_control.runtime.export"): "as for bench.node (onnxruntime's row)",
+    ("cfc_control.runtime.backend", "cfc_control.runtime.c_export.build"): "the C generator and builder load only "
+                                                                           "when a C kernel is asked for",
+    ("cfc_control.runtime.backend", "cfc_control.runtime.c_export.kernel"): "as for the builder",
+    ("cfc_control.runtime.c_export.build", "cfc_control.runtime.c_export.source"): "as for the builder",
+    ("cfc_control.runtime.compiled", "cfc_control.runtime.numpy_ltc"): "as for runtime.compiled",
     ("cfc_control.view", "cfc_control.viewer"): "MuJoCo picks its rendering backend (MUJOCO_GL) when first "
                                                 "imported, and view settles that variable first",
     ("cfc_control.view", "cfc_control.viewer.live"): "as for viewer",
@@ -185,6 +197,11 @@ SHARED_BASENAMES = {
     "train.py": "the train command and experts/train.py, the expert's (experts/ is maintained apart)",
     "runner.py": "runtime/runner.py and its benchmark, bench/runner.py (the benchmark's name on the "
                  "command line: python -m cfc_control.bench runner)",
+    "node.py": "runtime/node.py and its benchmark, bench/node.py (python -m cfc_control.bench node)",
+    "cfc.py": "runtime/c_export/cfc.py generates the C step of models/cfc.py: one generator per cell kind, "
+              "named by the kind",
+    "ltc.py": "as for cfc.py",
+    "baselines.py": "as for cfc.py",
 }
 
 
