@@ -23,6 +23,10 @@ def _config(tmp_path, algo, steps, **kw):
                          checkpoint_every=64, eval_episodes=2, **kw)
 
 
+def _train(config, resume=False):
+    return train_teacher(config, resume=resume, progress=False)
+
+
 def test_a_teacher_with_a_time_input_reads_the_period_that_just_elapsed(tmp_path):
     result = train_teacher(_config(tmp_path, "ppo", 128), progress=False)
     config = json.loads((result.directory / "config.json").read_text())
@@ -83,7 +87,7 @@ def test_resume_restores_the_whole_training_state(tmp_path, algo):
     else:
         assert fresh.replay_buffer.pos == 128
 
-    resumed = train_teacher(_config(tmp_path, algo, 256, resume=True), progress=False)
+    resumed = _train(_config(tmp_path, algo, 256), resume=True)
     latest = checkpoints / json.loads((checkpoints / "latest.json").read_text())["path"]
     assert latest.name == "0000000256" and resumed.card["steps"] == 256
     assert len([p for p in checkpoints.iterdir() if p.is_dir()]) <= 2
@@ -93,9 +97,8 @@ def test_a_run_directory_is_not_overwritten_or_resumed_with_other_settings(tmp_p
     train_teacher(_config(tmp_path, "ppo", 64), progress=False)
     with pytest.raises(ValueError, match="--resume"):
         train_teacher(_config(tmp_path, "ppo", 64), progress=False)
-    other = _config(tmp_path, "ppo", 64, resume=True, seed=1)
     with pytest.raises(ValueError, match="seed"):
-        train_teacher(other, progress=False)
+        _train(_config(tmp_path, "ppo", 64, seed=1), resume=True)
     args = ["--env", "InvertedPendulum", "--algo", "ppo", "--steps", "64", "--out", str(tmp_path / "ppo-expert"),
             "--run-dir", str(tmp_path / "ppo-run"), "--no-progress"]
     assert main(args) == 2
@@ -109,4 +112,7 @@ def test_teacher_config_mistakes_are_named(tmp_path, capsys):
     with pytest.raises(ValueError, match="timing spec"):
         train_teacher(TeacherConfig(env="Hopper", out=str(tmp_path / "x"), timing="Irregullar"), progress=False)
     assert main(["--env", "Hopper", "--set", "nokey", "--out", str(tmp_path / "y")]) == 2
-    assert "key=value" in capsys.readouterr().err
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["--algo", "ppo", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--env is required" in err

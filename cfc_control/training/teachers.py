@@ -13,7 +13,7 @@ directory (:mod:`cfc_control.experts.sb3`) with a card that reports its return u
 
     from cfc_control.training.teachers import TeacherConfig, train_teacher
     result = train_teacher(TeacherConfig(env="Hopper", algo="ppo", timing="Irregular+drop:0.05",
-                                         dt_input=True, out="policies/experts/hopper-ppo-timed"))
+                                         dt_input=True, out="policies/experts/hopper-ppo-teacher"))
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from cfc_control.experts.sb3 import (ALGOS, DEFAULT_POLICY_KWARGS, KIND, SB3Expe
                                      _torch_policy_kwargs, hyperparams_for, load_sb3_expert,
                                      save_sb3_expert, stock_env_id)
 from cfc_control.files import atomic_directory, atomic_write_text, read_json
+from cfc_control.flags import setting
 from cfc_control.tasks import parse_timing
 from cfc_control.tasks.env import make_task
 from cfc_control.tasks.specs import task_families
@@ -50,29 +51,31 @@ STEADY_FACTORS = {"0.5x": 0.5, "2x": 2.0}
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """One teacher training run.
+    """One teacher training run; ``python -m cfc_control.experts.train``'s flags are generated
+    from these fields. Settings that do not change what is trained (where it is written, how often
+    it checkpoints, how it is evaluated) do not take part in the comparison a resume makes."""
 
-    ``env``: a task family or stock id ("Hopper", "Hopper-v5"); ``timing``: the period
-    distribution to train under (a preset such as ``"Irregular+drop:0.05"`` or a spec in seconds;
-    None: the stock fixed period); ``dt_input``: the agent sees Δt / nominal period as its last
-    input. ``steps`` and ``overrides`` (any SB3 constructor argument) replace the per-env defaults
-    of :data:`cfc_control.experts.sb3.HYPERPARAMS`. ``normalize``: VecNormalize on observations
-    and rewards (default: PPO yes, SAC no). ``run_dir`` holds the checkpoints (default
-    ``runs/teachers/<name of out>``)."""
+    env: Optional[str] = setting(None, "task family or stock MuJoCo id (Hopper, HalfCheetah-v5, ...); required")
+    algo: str = setting("sac", "stable-baselines3 algorithm", choices=ALGOS)
+    steps: Optional[int] = setting(None, "environment steps (none: the family's budget in "
+                                         "cfc_control.experts.sb3.HYPERPARAMS)")
+    seed: int = setting(0, "seeds the agent and the envs")
+    timing: Optional[str] = setting(None, "train under this period distribution: a preset such as "
+                                          "Irregular+drop:0.05, or a spec in seconds (none: the stock fixed period)")
+    dt_input: bool = setting(False, "give the agent the period that just elapsed (Δt / nominal) as its last input")
+    overrides: Dict[str, Any] = setting({}, "SB3 hyperparameter override, value as JSON, e.g. --set "
+                                            "learning_starts=1000 (repeatable)", flag="--set")
+    normalize: Optional[bool] = setting(None, "VecNormalize on observations and rewards (none: PPO yes, SAC no)")
+    out: Optional[str] = setting(None, "expert directory (default policies/experts/<env>-<algo>)", metavar="DIR",
+                                 compare=False)
+    run_dir: Optional[str] = setting(None, "checkpoints (default runs/teachers/<name of the expert directory>)",
+                                     metavar="DIR", compare=False)
+    checkpoint_every: int = setting(50_000, "environment steps between checkpoints", compare=False)
+    eval_episodes: int = setting(20, "evaluation episodes per timing", compare=False)
 
-    env: str
-    out: str
-    algo: str = "sac"
-    steps: Optional[int] = None
-    seed: int = 0
-    timing: Optional[str] = None
-    dt_input: bool = False
-    overrides: Dict[str, Any] = field(default_factory=dict)
-    normalize: Optional[bool] = None
-    eval_episodes: int = 20
-    checkpoint_every: int = 50_000
-    run_dir: Optional[str] = None
-    resume: bool = False
+    @property
+    def expert_dir(self) -> Path:
+        return Path(self.out or Path("policies") / "experts" / f"{stock_env_id(self.env or '').split('-v')[0].lower()}-{self.algo}")
 
 
 @dataclass
@@ -102,6 +105,8 @@ def resolve(config: TeacherConfig) -> _Setup:
     """Check a config and resolve its defaults; ValueError naming what is wrong."""
     if config.algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
+    if not config.env:
+        raise ValueError("--env is required: a task family such as Hopper, or its stock id")
     env_id = stock_env_id(config.env)
     try:
         gym.spec(env_id)
@@ -141,12 +146,14 @@ def env_factory(setup: _Setup) -> Callable[[], gym.Env]:
     return lambda: Monitor(make_task(base, obs="Full", timing=setup.timing, dt_in_obs=setup.dt_input))
 
 
-def train_teacher(config: TeacherConfig, *, progress: bool = True, command: Optional[str] = None) -> TeacherResult:
-    """Train (or resume) the teacher ``config`` describes, save it to ``config.out`` with its card
-    and return it. KeyboardInterrupt leaves the newest checkpoint in place for ``resume``."""
+def train_teacher(config: TeacherConfig, *, resume: bool = False, progress: bool = True,
+                  command: Optional[str] = None) -> TeacherResult:
+    """Train the teacher ``config`` describes (``resume``: continue its run from the newest
+    checkpoint), save it to ``config.expert_dir`` with its card and return it. KeyboardInterrupt
+    leaves the newest checkpoint in place for ``resume``."""
     setup = resolve(config)
-    run = _RunDirectory(Path(config.run_dir or Path("runs") / "teachers" / Path(config.out).name))
-    latest = run.prepare(setup, resume=config.resume)
+    run = _RunDirectory(Path(config.run_dir or Path("runs") / "teachers" / config.expert_dir.name))
+    latest = run.prepare(setup, resume=resume)
     venv = DummyVecEnv([env_factory(setup)])
     norm = None
     if setup.normalize:
@@ -175,7 +182,7 @@ def train_teacher(config: TeacherConfig, *, progress: bool = True, command: Opti
 
 def _finish(model: Any, norm: Optional[VecNormalize], setup: _Setup, config: TeacherConfig, wall: float,
             command: Optional[str]) -> TeacherResult:
-    out = Path(config.out)
+    out = config.expert_dir
     time_input = {"nominal_dt": setup.nominal_dt, "timing": setup.timing} if setup.dt_input else None
     save_sb3_expert(model, out, env_id=setup.env_id, algo=setup.algo, policy_kwargs=setup.policy_kwargs,
                     obs_rms=norm.obs_rms if norm is not None else None,
