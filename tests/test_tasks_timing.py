@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cfc_control.tasks import parse_timing
+from cfc_control.tasks import make_env, parse_timing
 from cfc_control.tasks.timing import TimingModel
 from cfc_control.tasks.wrappers import split_period
 
@@ -144,3 +144,36 @@ def test_periods_written_as_multiples_of_the_timestep_use_the_stock_timestep(sto
 def test_split_period_rejects_bad_periods(bad):
     with pytest.raises(ValueError, match="positive"):
         split_period(bad, 0.01)
+
+
+def test_steady_draws_one_period_per_episode_and_holds_it():
+    env = make_env("InvertedDoublePendulum-Pos-Fixed", timing="steady:0.025,0.1")
+    periods = []
+    for seed in range(12):
+        env.reset(seed=seed)
+        dts = {env.step(np.zeros(1, dtype=np.float32))[4]["dt"] for _ in range(5)}
+        assert len(dts) == 1
+        periods.append(dts.pop())
+    assert all(0.025 - 1e-12 <= p <= 0.1 + 1e-12 for p in periods) and len(set(periods)) == 12
+    env.reset(seed=3)
+    assert env.step(np.zeros(1, dtype=np.float32))[4]["dt"] == periods[3]  # a seed gives its period again
+
+
+def test_a_mixture_runs_each_episode_under_one_of_its_alternatives():
+    model = parse_timing("Irregular|steady:0.025,0.1+drop:0.1", 0.05)
+    assert model.spec == "loguniform:0.025,0.1|steady:0.025,0.1+drop:0.1"
+    assert parse_timing(model.spec) == model and (model.low, model.high, model.drop) == (0.025, 0.1, 0.1)
+    assert parse_timing("Jitter|Fixed", 0.05).scaled(2.0).spec == "uniform:0.08,0.12|fixed:0.1"
+    env = make_env("InvertedDoublePendulum-Pos-Fixed", timing=model.spec)
+    kinds = set()
+    for seed in range(16):
+        env.reset(seed=seed)
+        dts = {round(env.step(np.zeros(1, dtype=np.float32))[4]["dt"], 12) for _ in range(6)}
+        kinds.add("steady" if len(dts) == 1 else "irregular")
+    assert kinds == {"steady", "irregular"}
+
+
+@pytest.mark.parametrize("spec", ["Irregular|", "|fixed:0.1", "steady:0.1", "steady:0.2,0.1"])
+def test_malformed_mixtures_and_steady_specs_are_named(spec):
+    with pytest.raises(ValueError, match="timing spec"):
+        parse_timing(spec, 0.05)

@@ -5,31 +5,38 @@ A timing model is written as a spec string, times in seconds::
     fixed:DT                 every period lasts DT
     uniform:LO,HI            uniform over [LO, HI]
     loguniform:LO,HI         log-uniform over [LO, HI] (as many short as long periods in ratio)
+    steady:LO,HI             one period per episode, drawn log-uniformly over [LO, HI], then held:
+                             a loop that runs steadily at a rate other than the nominal one
     ...+drop:P               packet loss: each observation is lost with probability P (0 <= P < 1)
+    A|B|...                  a mixture: each episode runs under one of the alternatives, drawn
+                             with equal probability (each may be a preset and carry its own +drop)
 
 or a preset name from ``envs/presets.toml`` (Fixed, Jitter, Irregular), whose times are relative
 to the task's nominal period, optionally followed by ``+drop:P`` (``"Jitter+drop:0.05"``).
 
 Sampling uses a generator the caller owns (the env seeds it from its reset seed), so the same
-seed gives the same sequence of periods. ``fixed`` draws nothing from it.
+seed gives the same sequence of periods. ``fixed`` draws nothing from it; at each reset the env
+resolves the model for the episode (:meth:`TimingModel.for_episode`), which draws only for
+``steady`` and mixtures.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence, Tuple
 
 import numpy as np
 
 from cfc_control.tasks.specs import timing_presets
 
 SYNTAX = (
-    "fixed:DT | uniform:LO,HI | loguniform:LO,HI (seconds, 0 < LO < HI), optionally followed by "
-    "+drop:P (0 <= P < 1); or a preset name ({presets}) relative to the nominal period, "
-    "optionally followed by +drop:P"
+    "fixed:DT | uniform:LO,HI | loguniform:LO,HI | steady:LO,HI (seconds, 0 < LO < HI), optionally "
+    "followed by +drop:P (0 <= P < 1); or a preset name ({presets}) relative to the nominal period, "
+    "optionally followed by +drop:P; alternatives drawn per episode joined by |"
 )
-KINDS = ("fixed", "uniform", "loguniform")
+KINDS = ("fixed", "uniform", "loguniform", "steady")
+MIXTURE = "mixture"
 
 
 def _fmt(x: float) -> str:
@@ -49,10 +56,19 @@ class TimingModel:
     low: float
     high: float
     drop: float = 0.0
+    # A mixture's alternatives (kind "mixture"; low, high and drop then span theirs).
+    alternatives: Tuple["TimingModel", ...] = ()
+
+    @classmethod
+    def mixture(cls, alternatives: Sequence["TimingModel"]) -> "TimingModel":
+        flat = tuple(m for a in alternatives for m in (a.alternatives or (a,)))
+        return cls(MIXTURE, min(m.low for m in flat), max(m.high for m in flat), max(m.drop for m in flat), flat)
 
     @property
     def spec(self) -> str:
         """The canonical spec string, in seconds (parses back to this model)."""
+        if self.kind == MIXTURE:
+            return "|".join(m.spec for m in self.alternatives)
         if self.kind == "fixed":
             text = f"fixed:{_fmt(self.low)}"
         else:
@@ -61,8 +77,22 @@ class TimingModel:
             text += f"+drop:{_fmt(self.drop)}"
         return text
 
+    def for_episode(self, rng: np.random.Generator) -> "TimingModel":
+        """The model one episode runs under: a mixture's alternative drawn with equal
+        probability, a steady model's period drawn once and held; any other model is itself
+        (and draws nothing, so their period sequences do not change)."""
+        if self.kind == MIXTURE:
+            return self.alternatives[int(rng.integers(len(self.alternatives)))].for_episode(rng)
+        if self.kind == "steady":
+            period = float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+            return TimingModel("fixed", period, period, self.drop)
+        return self
+
     def sample(self, rng: np.random.Generator) -> float:
-        """Draw one period in seconds."""
+        """Draw one period in seconds (a steady model or a mixture not resolved for an episode
+        draws as if each period began a new episode)."""
+        if self.kind in (MIXTURE, "steady"):
+            return self.for_episode(rng).sample(rng)
         if self.kind == "fixed":
             return self.low
         if self.kind == "uniform":
@@ -78,6 +108,8 @@ class TimingModel:
         the canonical spec's 12 significant digits: a preset and its spec written out
         (``Jitter`` and ``uniform:0.04,0.06`` at a 0.05 s period) are then the same model and draw
         the same periods, so a card made with either replays exactly with the other."""
+        if self.kind == MIXTURE:
+            return TimingModel.mixture([m.scaled(factor) for m in self.alternatives])
         return replace(self, low=float(_fmt(self.low * factor)), high=float(_fmt(self.high * factor)))
 
     def __str__(self) -> str:
@@ -154,6 +186,11 @@ def parse_timing(
         presets = timing_presets()
     if not spec.strip():
         raise _error(spec, "it is empty", presets)
+    if "|" in spec:
+        parts = spec.split("|")
+        if any(not p.strip() for p in parts):
+            raise _error(spec, "an alternative of the mixture is empty", presets)
+        return TimingModel.mixture([parse_timing(p, nominal_dt, presets) for p in parts])
     head, *modifiers = spec.split("+")
     by_name = {name.lower(): (name, value) for name, value in presets.items()}
     if head.strip().lower() in by_name:

@@ -117,6 +117,9 @@ class VaryingPeriod(gym.Wrapper):
         self._time_tol = 1e-6 * self.nominal_dt
         self._rng: np.random.Generator | None = None
         self._next_period: float | None = None
+        # The timing of the current episode (a steady period or a mixture's alternative is drawn
+        # at reset; other models are their own episode model).
+        self._episode_timing: TimingModel | None = None
 
     def set_next_period(self, dt: float) -> None:
         """Make the next ``step`` last ``dt`` seconds instead of a period drawn from the timing
@@ -139,6 +142,7 @@ class VaryingPeriod(gym.Wrapper):
             self._rng = np.random.default_rng()
         self._set_period(self._stock_frame_skip, self._stock_timestep)
         self._next_period = None
+        self._episode_timing = self.timing_model.for_episode(self._rng)
         obs, info = self.env.reset(seed=seed, options=options)
         self.sim_time = 0.0
         self.last_dt = self.nominal_dt
@@ -162,19 +166,27 @@ class VaryingPeriod(gym.Wrapper):
             self.sim_time += realised
             if self.horizon_s is not None and self.sim_time >= self.horizon_s - self._time_tol:
                 truncated = True
-            if terminated or truncated or not self.timing_model.sample_dropped(self._rng):
+            if terminated or truncated or not self.episode_timing.sample_dropped(self._rng):
                 break
             dropped += 1
         self.last_dt = total_dt
         info = dict(info, dt=total_dt, sim_time=self.sim_time, dropped=dropped)
         return obs, total_reward, bool(terminated), bool(truncated), info
 
+    @property
+    def episode_timing(self) -> TimingModel:
+        """The timing model of the current episode (see :meth:`TimingModel.for_episode`)."""
+        if self._episode_timing is None:  # stepped before any reset
+            assert self._rng is not None
+            self._episode_timing = self.timing_model.for_episode(self._rng)
+        return self._episode_timing
+
     def _draw_period(self) -> float:
         assert self._rng is not None
         if self._next_period is not None:
             dt, self._next_period = self._next_period, None
         else:
-            dt = self.timing_model.sample(self._rng)
+            dt = self.episode_timing.sample(self._rng)
         if self.horizon_s is not None:
             remaining = self.horizon_s - self.sim_time
             # Clip the last period to land on the horizon; past the horizon (a step after
