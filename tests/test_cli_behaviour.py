@@ -55,6 +55,7 @@ def a_file(tmp_path):
     (["--algo", "ppo", "--epochs", "3"], "--epochs is a bc/dagger flag"),
     (["--demos", "no-such-file.npz"], "no-such-file.npz"),
     (["--expert", "no/such/expert"], "no/such/expert"),
+    (["--algo", "dagger", "--expert", "lqr-sched"], "lqr-sched: not one of lqr, lqr-scheduled"),
     (["--algo", "ppo", "--init-from", "no/such/policy"], "no/such/policy"),
 ])
 def test_train_mistakes_are_one_line_before_any_work(argv, needle, capsys, tmp_path):

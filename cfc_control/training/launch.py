@@ -31,6 +31,7 @@ from typing import Any, Dict, Optional
 import cfc_control
 from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_policy
 from cfc_control.tasks import make_env, parse_timing, resolve_env_id, task_info
+from cfc_control.experts.base import LQR_NAMES
 from cfc_control.files import check_writable
 from cfc_control.training.run_config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.episodes.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
@@ -99,8 +100,9 @@ def check_config(config: RunConfig) -> None:
             raise ValueError(f"--demos {config.imitation.demos}: no such file")
         if not config.imitation.demos or config.algo == "dagger":
             spec = expert_spec(config, task)
-            if spec != "lqr" and not (Path(spec) / "config.json").is_file():
-                raise ValueError(f"--expert {spec}: not 'lqr' nor an expert directory (no config.json there)")
+            if spec.lower() not in LQR_NAMES and not (Path(spec) / "config.json").is_file():
+                raise ValueError(f"--expert {spec}: not one of {', '.join(LQR_NAMES)} nor an expert directory "
+                                 "(no config.json there)")
     if config.algo == "ppo":
         if config.ppo.init_from:
             resolve_policy_dir(config.ppo.init_from)
