@@ -111,6 +111,10 @@ def test_teacher_config_mistakes_are_named(tmp_path, capsys):
         train_teacher(TeacherConfig(env="Hoper", out=str(tmp_path / "x")), progress=False)
     with pytest.raises(ValueError, match="timing spec"):
         train_teacher(TeacherConfig(env="Hopper", out=str(tmp_path / "x"), timing="Irregullar"), progress=False)
+    with pytest.raises(ValueError, match="--set learnin_rate: not a PPO argument"):
+        train_teacher(TeacherConfig(env="Hopper", algo="ppo", overrides={"learnin_rate": 1e-4}, out=str(tmp_path / "x")),
+                      progress=False)
+    assert not (tmp_path / "x").exists()
     assert main(["--env", "Hopper", "--set", "nokey", "--out", str(tmp_path / "y")]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["--algo", "ppo", "--out", str(tmp_path / "y")]) == 2

@@ -18,10 +18,11 @@ directory (:mod:`cfc_control.experts.sb3`) with a card that reports its return u
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -47,6 +48,7 @@ from cfc_control.training.sb3_state import load_training_state, save_training_st
 # The timings a teacher's card reports: the presets, and steady periods at half and twice the
 # nominal one (the bounds of the Irregular preset, held for a whole episode).
 STEADY_FACTORS = {"0.5x": 0.5, "2x": 2.0}
+ALGORITHM_CLASSES = {"sac": SAC, "ppo": PPO}
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ def resolve(config: TeacherConfig) -> _Setup:
         raise ValueError(f"unknown env {config.env!r} (a MuJoCo task family such as Hopper, or its stock id)") from None
     hp = hyperparams_for(config.algo, env_id)
     hp.update(config.overrides)
+    accepted = inspect.signature(ALGORITHM_CLASSES[config.algo]).parameters
+    unknown = sorted(k for k in hp if k not in accepted and k not in ("steps", "policy_kwargs"))
+    if unknown:
+        raise ValueError(f"--set {', '.join(unknown)}: not a {config.algo.upper()} argument of stable-baselines3")
     steps = int(config.steps if config.steps is not None else hp.get("steps", 0))
     hp.pop("steps", None)
     if steps <= 0:
@@ -123,15 +129,17 @@ def resolve(config: TeacherConfig) -> _Setup:
     policy_kwargs = dict(DEFAULT_POLICY_KWARGS[config.algo])
     policy_kwargs.update(hp.pop("policy_kwargs", {}))
     _torch_policy_kwargs(policy_kwargs)  # checks the activation name
-    timed = config.timing is not None or config.dt_input
-    nominal = float(gym.make(env_id).unwrapped.dt)
     timing = None
-    if timed:
+    if config.timing is not None or config.dt_input:
         base = _base_name(env_id)
         if base not in task_families():
             raise ValueError(f"{env_id} has no task family in envs/: a timing or a Δt input needs one")
         nominal = task_families()[base].nominal_dt
         timing = parse_timing(config.timing or "Fixed", nominal).spec
+    else:
+        probe = gym.make(env_id)
+        nominal = float(probe.unwrapped.dt)
+        probe.close()
     normalize = (config.algo == "ppo") if config.normalize is None else bool(config.normalize)
     return _Setup(env_id, config.algo, int(config.seed), steps, hp, policy_kwargs, normalize, timing,
                   bool(config.dt_input), nominal)
@@ -158,8 +166,7 @@ def train_teacher(config: TeacherConfig, *, resume: bool = False, progress: bool
     norm = None
     if setup.normalize:
         venv = norm = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=setup.hyperparameters.get("gamma", 0.99))
-    cls = SAC if setup.algo == "sac" else PPO
-    model = cls("MlpPolicy", venv, seed=setup.seed, verbose=0, device="cpu",
+    model = ALGORITHM_CLASSES[setup.algo]("MlpPolicy", venv, seed=setup.seed, verbose=0, device="cpu",
                 policy_kwargs=_torch_policy_kwargs(setup.policy_kwargs), **setup.hyperparameters)
     wall = 0.0
     if latest is not None:
