@@ -1,0 +1,65 @@
+"""The node's watchdog fires at the policy's dt_max, not near it: gaps just below and just above
+dt_max, by the node's clock and by the robot's own timestamps, for two nominal periods."""
+
+import msgpack
+import numpy as np
+import pytest
+
+from cfc_control import PolicyRunner
+from cfc_control.runtime.node import PolicyNode
+
+
+def _req(robot, obs, **kw):
+    return msgpack.packb(dict(robot=robot, obs=list(map(float, obs)), **kw), use_bin_type=True)
+
+
+def _reply(raw):
+    return msgpack.unpackb(raw, raw=False)
+
+
+@pytest.fixture(params=[0.02, 0.008], ids=["nominal-20ms", "nominal-8ms"])
+def policy_dir(request, make_policy, tmp_path):
+    make_policy("cfc", n_obs=3, n_act=2, units=8, backbone_units=8, nominal_dt=request.param, directory=tmp_path / "p")
+    return tmp_path / "p"
+
+
+def _warm(node, robot, obs, now, **kw):
+    """Three steps of ``robot`` one nominal period apart, ending at node time ``now``."""
+    step = node.template.nominal_dt
+    for k in (2, 1, 0):
+        assert _reply(node.handle(_req(robot, obs, **kw), now - k * step))["ok"]
+
+
+@pytest.mark.parametrize("fraction,fires", [(0.98, False), (1.02, True), (1.2, True)])
+def test_the_node_clock_gap_fires_exactly_past_dt_max(policy_dir, fraction, fires):
+    """Kills the mutation "watchdog at 1.5x dt_max" (and any threshold off by more than 2%)."""
+    node = PolicyNode(PolicyRunner.load(policy_dir))
+    dt_max = node.template.dt_max
+    obs = np.array([0.3, -0.2, 1.0])
+    _warm(node, "r", obs, 10.0)
+    rep = _reply(node.handle(_req("r", obs), 10.0 + fraction * dt_max))
+    assert rep["reset"] is fires and node.stats.watchdog_resets == int(fires)
+    assert rep["gap"] == (pytest.approx(fraction * dt_max) if fires else None)
+
+
+@pytest.mark.parametrize("fraction,fires", [(0.98, False), (1.02, True), (1.2, True)])
+def test_the_robot_clock_gap_fires_exactly_past_dt_max(policy_dir, fraction, fires):
+    """The robot's timestamps reveal a gap the node's clock does not see (messages queued)."""
+    node = PolicyNode(PolicyRunner.load(policy_dir))
+    dt_max, nominal = node.template.dt_max, node.template.nominal_dt
+    obs = np.array([0.3, -0.2, 1.0])
+    t0 = 5.0
+    for k in range(3):
+        node.handle(_req("s", obs, t=t0 + k * nominal), 20.0 + k * 1e-4)
+    t_last = t0 + 2 * nominal
+    rep = _reply(node.handle(_req("s", obs, t=t_last + fraction * dt_max), 20.0 + 3e-4))
+    assert rep["reset"] is fires and node.stats.watchdog_resets == int(fires)
+    # Reset or not, the action is the runner's: fresh on a reset, continuing otherwise.
+    ref = PolicyRunner.load(policy_dir)
+    if not fires:
+        for k in range(3):
+            ref.step(obs, timestamp=t0 + k * nominal)
+        want = ref.step(obs, timestamp=t_last + fraction * dt_max)
+    else:
+        want = ref.step(obs, timestamp=t_last + fraction * dt_max)  # first step after reset: nominal Δt
+    np.testing.assert_allclose(rep["action"], want, atol=1e-6)
