@@ -16,6 +16,7 @@ from cfc_control import PolicyRunner
 from cfc_control.models import make
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput
 from cfc_control.runtime import BadInputError, DtClampWarning
+from oracles import torch_actions
 
 NOMINAL = 0.04  # accepted Δt: [0.01, 0.16] s
 N_OBS, N_ACT = 4, 2
@@ -55,19 +56,6 @@ def _cached(name):
     if name not in _POLICIES:
         _POLICIES[name] = _policy(name)
     return _POLICIES[name]
-
-
-def torch_actions(policy, obs_seq, dt_seq, resets=None):
-    """The oracle: actions (T, B, n_act) of the torch policy for raw observations (T, B, n_obs)
-    and Δt (T, B) in seconds, unclamped; ``resets`` (T, B) bool starts a row's episode anew."""
-    hx, out = None, []
-    with torch.no_grad():
-        for t, (obs, dt) in enumerate(zip(obs_seq, dt_seq)):
-            start = None if resets is None else torch.as_tensor(resets[t])
-            y, hx = policy.step(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(dt, dtype=torch.float32),
-                                hx, start)
-            out.append(policy.to_action(y).numpy())
-    return np.stack(out)
 
 
 def _times(rng, shape):
