@@ -93,3 +93,7 @@ def test_masked_nmse_ignores_what_the_mask_excludes():
     garbage = torch.where(mask[..., None] > 0, y, torch.full_like(y, 1e6))
     assert float(masked_nmse(garbage, target, mask, inv_var)) == pytest.approx(want, rel=1e-6)
     assert float(masked_nmse(y, target, torch.zeros(3, 7), inv_var)) == 0.0
+    one = torch.zeros(3, 7)
+    one[1, 4] = 1.0  # a single real step: the loss is that step's error
+    only = float((((y - target) ** 2 * inv_var).mean(-1))[1, 4])
+    assert float(masked_nmse(y, target, one, inv_var)) == pytest.approx(only, rel=1e-6)
