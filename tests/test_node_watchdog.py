@@ -63,3 +63,28 @@ def test_the_robot_clock_gap_fires_exactly_past_dt_max(policy_dir, fraction, fir
     else:
         want = ref.step(obs, timestamp=t_last + fraction * dt_max)  # first step after reset: nominal Δt
     np.testing.assert_allclose(rep["action"], want, atol=1e-6)
+
+
+def test_a_gap_of_exactly_dt_max_does_not_fire(make_policy, tmp_path):
+    """"More than dt_max": the boundary itself is not a gap. Binary fractions keep it exact."""
+    make_policy("cfc", n_obs=3, n_act=2, units=8, backbone_units=8, nominal_dt=2.0**-6, directory=tmp_path / "p")
+    node = PolicyNode(PolicyRunner.load(tmp_path / "p"))
+    assert node.template.dt_max == 2.0**-4
+    obs = np.array([0.3, -0.2, 1.0])
+    node.handle(_req("r", obs), 10.0)
+    assert _reply(node.handle(_req("r", obs), 10.0 + 2.0**-4))["reset"] is False
+    node.handle(_req("s", obs, t=3.0), 20.0)
+    assert _reply(node.handle(_req("s", obs, t=3.0 + 2.0**-4), 20.0))["reset"] is False
+    assert node.stats.watchdog_resets == 0
+
+
+def test_replies_say_when_dt_was_clamped_and_count_requested_resets(policy_dir):
+    node = PolicyNode(PolicyRunner.load(policy_dir))
+    dt_max, nominal = node.template.dt_max, node.template.nominal_dt
+    obs = np.array([0.3, -0.2, 1.0])
+    flags = [_reply(node.handle(_req("r", obs, dt=dt), 10.0 + 0.001 * i))["clamped"]
+             for i, dt in enumerate([nominal, 3 * dt_max, nominal, nominal / 10, nominal, 2 * dt_max, nominal])]
+    assert flags == [False, True, False, True, False, True, False]
+    for i in range(3):
+        assert _reply(node.handle(_req("r", obs, reset=True), 11.0 + 0.001 * i))["reset"] is True
+    assert node.stats.requested_resets == 3 and node.stats.watchdog_resets == 0
