@@ -86,5 +86,6 @@ def test_replies_say_when_dt_was_clamped_and_count_requested_resets(policy_dir):
              for i, dt in enumerate([nominal, 3 * dt_max, nominal, nominal / 10, nominal, 2 * dt_max, nominal])]
     assert flags == [False, True, False, True, False, True, False]
     for i in range(3):
-        assert _reply(node.handle(_req("r", obs, reset=True), 11.0 + 0.001 * i))["reset"] is True
+        rep = _reply(node.handle(_req("r", obs, reset=True), 11.0 + 0.001 * i))
+        assert rep["reset"] is True and rep["robot"] == "r" and rep["ok"] is True
     assert node.stats.requested_resets == 3 and node.stats.watchdog_resets == 0
