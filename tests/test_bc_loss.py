@@ -53,15 +53,16 @@ def _oracle_loss(policy, demos, windows, window, burn_in, target, inv_var):
     return float(np.concatenate(errors).mean())
 
 
-def test_training_loss_counts_only_real_steps_of_each_window(demos):
+@pytest.mark.parametrize("burn_in", [0, 1, 4])
+def test_training_loss_counts_only_real_steps_of_each_window(demos, burn_in):
     """Kills the mutation "the BC loss ignores its mask" (padding and burn-in enter the loss),
-    in masked_nmse or in what train_epoch passes it."""
-    window, burn_in = 6, 4
+    in masked_nmse or in what train_epoch passes it; and a burn-in that is skipped or cut short."""
+    window = 6
     trainer = _trainer(demos, window=window, burn_in=burn_in, batch_size=10_000, epochs=1)
     rng = np.random.default_rng()
     rng.bit_generator.state = trainer.rng.bit_generator.state  # the windows train_epoch will draw
     windows = trainer.train_data.epoch_windows(window, rng)
-    assert (windows[:, 0] < demos.episode_offsets[windows[:, 1]]).any()  # left padding
+    assert (windows[:, 0] - burn_in < demos.episode_offsets[windows[:, 1]]).any()  # left padding
     assert (windows[:, 0] + window > demos.episode_offsets[windows[:, 1] + 1]).any()  # right padding
     target, inv_var = _oracle_inv_var(demos, trainer.policy)
     trainer.policy.train()

@@ -184,3 +184,14 @@ def test_property_any_observation_gives_a_finite_action_in_bounds_or_a_bad_input
         return
     assert np.all(np.isfinite(action))
     assert np.all(action >= runner.action_space.low) and np.all(action <= runner.action_space.high)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_clamp_warning_names_the_bound_and_points_at_the_caller(batch):
+    runner = PolicyRunner(_cached("cfc"), batch_size=batch)
+    obs = np.zeros((batch, N_OBS))
+    for dt, bound in ((NOMINAL / 10, runner.dt_min), (NOMINAL * 10, runner.dt_max)):
+        with pytest.warns(DtClampWarning) as caught:
+            runner.step(obs, dt)
+        assert len(caught) == 1 and f"clamped to {bound}" in str(caught[0].message)
+        assert caught[0].filename == __file__  # stacklevel: the user's call, not the runner
