@@ -5,6 +5,7 @@ mapping keeps any output inside the bounds and inverts normalisation. (The runne
 tests/test_runner_oracle.py.)"""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from cfc_control.models import make
-from cfc_control.policies import ActionMapping
+from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy
 from cfc_control.tasks.timing import parse_timing
 
 MODELS = {
@@ -118,3 +119,28 @@ def test_property_the_action_mapping_stays_in_bounds_and_inverts_normalisation(n
     assert np.all(np.abs(y_of_a) <= 1 + 1e-14 * (1 + cancellation))
     np.testing.assert_allclose(mapping.center + mapping.half_range * y_of_a, a, rtol=1e-9,
                                atol=1e-12 * max(1.0, np.abs(mapping.low).max(), np.abs(mapping.high).max()))
+
+
+@settings(max_examples=150, deadline=None)
+@given(dt_min=st.floats(-0.01, 0.2), nominal=st.floats(-0.01, 0.2), dt_max=st.floats(-0.01, 0.2),
+       dt=st.floats(1e-6, 1.0))
+def test_property_a_time_input_is_valid_exactly_when_0_lt_min_le_nominal_le_max(dt_min, nominal, dt_max, dt):
+    from cfc_control.policies import TimeInput
+
+    if not (0 < dt_min <= nominal <= dt_max):
+        with pytest.raises(ValueError, match=r"0 < dt_min <= nominal_dt <= dt_max, got .*" + re.escape(repr(dt_min))):
+            TimeInput(nominal, dt_min, dt_max)
+        return
+    time_input = TimeInput(nominal, dt_min, dt_max)
+    # The policy's model time is Δt clamped to the range, over the nominal period.
+    policy = RecurrentPolicy(_model("mlp"), ObsNormalizer(np.zeros(3), np.ones(3)),
+                             ActionMapping(-np.ones(2), np.ones(2)), time_input)
+    got = float(policy.model_time(torch.tensor([dt], dtype=torch.float64)))
+    assert got == pytest.approx(min(max(dt, dt_min), dt_max) / nominal, rel=1e-6)
+
+
+@pytest.mark.parametrize("args", [(0.04, 0.04, 0.16), (0.04, 0.01, 0.04), (0.04, 0.04, 0.04)])
+def test_a_time_input_range_may_end_at_the_nominal_period(args):
+    from cfc_control.policies import TimeInput
+
+    assert TimeInput(*args).to_config()["nominal_dt"] == 0.04
