@@ -144,3 +144,10 @@ def test_a_time_input_range_may_end_at_the_nominal_period(args):
     from cfc_control.policies import TimeInput
 
     assert TimeInput(*args).to_config()["nominal_dt"] == 0.04
+
+
+def test_action_bounds_become_flat_float64_whatever_they_come_as():
+    mapping = ActionMapping([[-1, -2]], [[1, 3]])  # ints, nested: as a JSON config may hold them
+    assert mapping.low.shape == mapping.high.shape == (2,)
+    assert mapping.low.dtype == mapping.high.dtype == np.float64 and mapping.size == 2
+    np.testing.assert_array_equal(mapping.center, [0.0, 0.5])
