@@ -195,3 +195,19 @@ def test_the_clamp_warning_names_the_bound_and_points_at_the_caller(batch):
             runner.step(obs, dt)
         assert len(caught) == 1 and f"clamped to {bound}" in str(caught[0].message)
         assert caught[0].filename == __file__  # stacklevel: the user's call, not the runner
+
+
+def test_a_batch_refuses_every_bad_row_for_every_reason_at_once():
+    """Row 0: NaN observation; row 2: a timestamp that does not advance (Δt = 0); row 3: a
+    non-finite timestamp. All are named, nothing steps (mutmut found the combining unchecked)."""
+    runner = PolicyRunner(_cached("cfc"), batch_size=4)
+    runner.step(np.zeros((4, N_OBS)), timestamp=[1.0, 1.0, 1.0, 1.0])
+    before = runner.get_state()
+    obs = np.zeros((4, N_OBS))
+    obs[0, 1] = np.nan
+    with pytest.raises(BadInputError) as info:
+        runner.step(obs, timestamp=[1.04, 1.04, 1.0, np.inf])
+    assert info.value.rows == (0, 2, 3)
+    assert "rows [2]" in str(info.value) and "rows [3]" in str(info.value)
+    np.testing.assert_array_equal(runner.get_state().model_state[0], before.model_state[0])
+    np.testing.assert_array_equal(runner.get_state().last_timestamp, before.last_timestamp)
