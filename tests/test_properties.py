@@ -151,3 +151,16 @@ def test_action_bounds_become_flat_float64_whatever_they_come_as():
     assert mapping.low.shape == mapping.high.shape == (2,)
     assert mapping.low.dtype == mapping.high.dtype == np.float64 and mapping.size == 2
     np.testing.assert_array_equal(mapping.center, [0.0, 0.5])
+
+
+@pytest.mark.parametrize("low,high", [
+    ([-1.0, -1.0], [1.0]),                # shapes differ
+    ([-np.inf, -1.0], [1.0, 1.0]),        # a bound is not finite
+    ([-1.0, -1.0], [1.0, np.inf]),        # (the upper one was not checked: inf passed)
+    ([-1.0, -1.0], [1.0, np.nan]),
+    ([-1.0, 1.0], [1.0, 1.0]),            # an empty range
+    ([-1.0, 2.0], [1.0, 1.0]),            # high below low
+])
+def test_bad_action_bounds_are_refused_with_their_values(low, high):
+    with pytest.raises(ValueError, match=r"action bounds must be finite with high > low, got low="):
+        ActionMapping(low, high)

@@ -65,7 +65,8 @@ class ActionMapping:
     def __post_init__(self) -> None:
         self.low = np.asarray(self.low, dtype=np.float64).reshape(-1)
         self.high = np.asarray(self.high, dtype=np.float64).reshape(-1)
-        if self.low.shape != self.high.shape or not np.all(np.isfinite(self.low)) or not np.all(self.high > self.low):
+        if self.low.shape != self.high.shape or not (np.all(np.isfinite(self.low)) and np.all(np.isfinite(self.high))) \
+                or not np.all(self.high > self.low):
             raise ValueError(f"action bounds must be finite with high > low, got low={self.low}, high={self.high}")
 
     @property
