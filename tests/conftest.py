@@ -12,6 +12,9 @@ import torch  # noqa: E402
 # Two cores are shared by the whole suite; more threads only add contention.
 torch.set_num_threads(1)
 
+# ci_optional: under CI=true a failed pytest.importorskip fails instead of skipping.
+pytest_plugins = ["pytester", "ci_optional"]
+
 
 @pytest.fixture(autouse=True)
 def _seed_torch():

@@ -113,7 +113,8 @@ def test_lqr_rejects_other_tasks():
 
 
 # -- stable-baselines3 experts -------------------------------------------------------------------
-sb3 = pytest.importorskip("stable_baselines3")
+# stable-baselines3 is a core dependency: imported where used, never skipped (a module-level
+# importorskip here would silently drop the LQR tests above with it).
 
 
 @pytest.mark.parametrize("algo", ["sac", "ppo"])

@@ -43,16 +43,39 @@ def test_shipped_policy_card_and_rollout(directory):
     json.dumps(card)  # the card stays plain JSON
 
 
-@pytest.mark.parametrize("directory", SHIPPED, ids=lambda p: p.name)
-def test_eval_reproduces_the_card_under_jitter(directory):
-    """What `python -m cfc_control.eval DIR --card` checks, for the Jitter column of every card:
-    the same seeds give a mean within the card's spread."""
+# Cards that do not reproduce on this environment (torch 2.13.0, mujoco 4.0.0, gymnasium 1.4.0,
+# installed 2026-11-30; the cards were made on 2026-11-27 and record no versions). Evaluation is
+# deterministic here (repeats, 1 or 2 threads, batch 20 or 32: bit-identical), and the cards do not
+# reproduce at the commits that shipped them either: float-level differences (0.001-0.04 per
+# episode on the pendulums and Hopper, which still pass) grow into different episodes on
+# HalfCheetah and Walker2d. Re-evaluate these cards (python -m cfc_control.eval DIR) and record
+# the new columns, then remove them here: a listed column that reproduces fails this test.
+NOT_REPRODUCED = {
+    "cfc-halfcheetah-pos-jitter": ("Fixed", "Jitter", "Irregular"),
+    "cfc-ppo-halfcheetah-pos-jitter": ("Fixed", "Jitter", "Irregular"),
+    "cfc-ppo-walker2d-pos-jitter": ("Fixed", "Jitter", "Irregular"),
+    "ncp-dagger-halfcheetah-pos-jitter": ("Fixed", "Jitter", "Irregular"),
+    "ncp-ppo-walker2d-pos-jitter": ("Fixed", "Jitter", "Irregular"),
+}
+COLUMNS = [(d, t) for d in SHIPPED for t in ("Fixed", "Jitter", "Irregular")]
+
+
+@pytest.mark.parametrize("directory,timing", COLUMNS, ids=[f"{d.name}-{t}" for d, t in COLUMNS])
+def test_eval_reproduces_every_card_column(directory, timing):
+    """What `python -m cfc_control.eval DIR --card` checks, for every column of every card: the
+    same seeds give the same episodes, so the mean and std match the card to its rounding."""
     from cfc_control.policies.catalog import compare_with_card
     from cfc_control.episodes.evaluation import evaluate
 
     card = read_card(directory)
-    entry = card["evaluation"]["Jitter"]
+    entry = card["evaluation"][timing]
     result = evaluate(directory, card["task"], timing=entry["timing_spec"], episodes=entry["episodes"],
                       seed=entry["seed"])
     ok, diff = compare_with_card(entry, result.mean, result.std)
-    assert ok, f"{directory.name}: Jitter mean {result.mean:.2f} vs card {entry['mean']:.2f} ± {entry['std']:.2f}"
+    what = f"{directory.name}: {timing} {result.mean:.4f} ± {result.std:.4f} vs card {entry['mean']} ± {entry['std']}"
+    if timing not in NOT_REPRODUCED.get(directory.name, ()):
+        assert ok, what
+        return
+    assert not ok, f"{what} reproduces now: remove it from NOT_REPRODUCED"
+    # Until the card is re-recorded, the old, loose check: within the card's spread.
+    assert abs(diff) <= max(entry["std"], 0.01 * abs(entry["mean"])), what

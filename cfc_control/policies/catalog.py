@@ -71,10 +71,18 @@ def markdown_table(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Evaluation is deterministic (the same policy and seeds give the same episodes), so a re-run
+# must reproduce the card: within the card's rounding to 3 decimals and 1e-6 of the value for float
+# summation order. A looser bound (the card's std, say) would pass a re-run of a changed policy.
+CARD_RELATIVE_TOLERANCE = 1e-6
+CARD_ROUNDING = 5e-4
+
+
 def compare_with_card(card_entry: Dict[str, Any], mean: float, std: float) -> Tuple[bool, float]:
-    """Whether a new evaluation's mean lies within the card's spread of the card's mean (the
-    larger of its std and 1% of its magnitude, so a perfect 1000 ± 0 needs ~1000), and the
-    difference."""
+    """Whether a new evaluation reproduces the card's entry (mean and std, each within
+    CARD_ROUNDING + CARD_RELATIVE_TOLERANCE * |value|), and the difference of the means."""
+    def same(new: float, recorded: float) -> bool:
+        return abs(new - recorded) <= CARD_ROUNDING + CARD_RELATIVE_TOLERANCE * abs(recorded)
+
     diff = float(mean) - float(card_entry["mean"])
-    allowed = max(float(card_entry["std"]), 0.01 * abs(float(card_entry["mean"])), 1e-6)
-    return abs(diff) <= allowed, diff
+    return same(float(mean), float(card_entry["mean"])) and same(float(std), float(card_entry["std"])), diff

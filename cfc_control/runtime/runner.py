@@ -40,7 +40,7 @@ from gymnasium import spaces
 from cfc_control.policies.directory import load_policy
 from cfc_control.policies.policy import RecurrentPolicy
 from cfc_control.runtime.backend import choose_program
-from cfc_control.runtime.compiled import Kernel
+from cfc_control.runtime.compiled import Kernel, clip_ufunc
 from cfc_control.runtime.errors import BadInputError, DtClampWarning, NonFiniteOutputError
 from cfc_control.runtime.inputs import (
     all_finite,
@@ -128,6 +128,9 @@ class PolicyRunner:
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.n_obs,), dtype=np.float64)
         self.action_space = spaces.Box(m.low, m.high, dtype=np.float64)
         self._center = np.asarray(m.center, dtype=np.float64)
+        # A float32 kernel clips to its float32 bounds, which may round outward by an ulp: the
+        # float64 action is clipped again to the exact bounds (in place of the cast it replaces).
+        self._low, self._high = self.action_space.low, self.action_space.high
         self.stats = RunnerStats()
         self.last_error: Optional[Exception] = None
         self._warned = {"low": False, "high": False}
@@ -290,12 +293,12 @@ class PolicyRunner:
                 o.ndim == 1, "non_finite_output",
             )
         self._kernel.commit()
-        self._last_action[0] = y
+        out = clip_ufunc(y, self._low, self._high)
+        self._last_action[0] = out
         self._last_ts[0] = ts
         st = self.stats
         st.steps += 1
         st.rows_stepped += 1
-        out = y.astype(np.float64)
         return out if o.ndim == 1 else out[None]
 
     def _step_batch(self, obs: Any, dt: Any, timestamp: Any) -> np.ndarray:
@@ -371,6 +374,7 @@ class PolicyRunner:
                 return self._last_action.copy()
         any_keep = bool(keep.any())
         self._kernel.commit(keep if any_keep else None)
+        y = clip_ufunc(y, self._low, self._high)
         st = self.stats
         st.steps += 1
         if any_keep:
@@ -383,7 +387,7 @@ class PolicyRunner:
         self._last_action[...] = y
         self._last_ts[...] = ts
         st.rows_stepped += B
-        return y.astype(np.float64)
+        return y
 
     # -- helpers -------------------------------------------------------------------------------
     def _refuse(self, error: Exception, one_d: bool, counter: str, rows: Optional[np.ndarray] = None) -> np.ndarray:
