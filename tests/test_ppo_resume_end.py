@@ -32,8 +32,7 @@ def _crash_on_third_rollout(monkeypatch, out):
 
     with monkeypatch.context() as m:
         m.setattr(SequencePPO, "collect_rollouts", crash)
-        with pytest.raises(KeyboardInterrupt):
-            train.main(TINY + ["--out", str(out)])
+        assert train.main(TINY + ["--out", str(out)]) == 130  # Ctrl-C's exit code; the checkpoint stays
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +71,6 @@ def test_resuming_from_the_same_checkpoint_ends_in_the_same_place(runs):
         torch.testing.assert_close(b[key], value, rtol=0, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="on main, --resume does not restore everything the uninterrupted run "
-                   "carries (its end differs by ~1e-3 per weight); issue 16 makes it bit-exact: then this "
-                   "passes and the marker must go")
 def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(runs):
     whole, resumed = _weights(runs / "whole" / "policy"), _weights(runs / "a" / "policy")
     for key, value in whole.items():

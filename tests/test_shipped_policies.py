@@ -11,6 +11,10 @@ from cfc_control.policies import load_policy, read_card
 from cfc_control.runtime.runner import PolicyRunner
 from cfc_control.tasks import make_env
 
+# Cards evaluate Jitter-trained policies under Irregular timing too, on purpose: the warning that
+# says so is expected here (tests/test_trained_periods.py checks it).
+pytestmark = pytest.mark.filterwarnings("ignore::cfc_control.policies.periods.PeriodOutsideTrainingWarning")
+
 ROOT = Path(__file__).resolve().parents[1] / "policies"
 SHIPPED = sorted(p for p in ROOT.iterdir() if (p / "config.json").is_file())
 
