@@ -81,7 +81,10 @@ def _torch64_actions(policy, obs, dt, resets):
         if np.isfinite(o).all() and math.isfinite(d) and d > 0:
             with torch.no_grad():
                 y, hx = p.step(torch.as_tensor(o[None]), torch.as_tensor([d]), hx)
-                last = p.to_action(y)[0]
+                # The runner clips to the exact float64 bounds: the torch policy's float32 buffers
+                # of the mapping can land one float32 step outside them.
+                last = torch.clamp(p.to_action(y)[0], torch.as_tensor(policy.action_mapping.low),
+                                   torch.as_tensor(policy.action_mapping.high))
         out.append(last.numpy().copy())
     return np.stack(out)
 

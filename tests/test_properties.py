@@ -92,7 +92,9 @@ def test_property_preset_draws_stay_within_the_preset_range_of_any_nominal_perio
     model = parse_timing(preset, nominal)
     rng = np.random.default_rng(seed)
     draws = np.array([model.sample(rng) for _ in range(100)]) / nominal
-    assert np.all(draws >= relative[0] * (1 - 1e-12)) and np.all(draws <= relative[1] * (1 + 1e-12))
+    # Presets are rounded to the canonical spec's 12 significant digits (a preset and its spelled-out
+    # spec are one model), so the bounds hold to a few parts in 1e12.
+    assert np.all(draws >= relative[0] * (1 - 1e-11)) and np.all(draws <= relative[1] * (1 + 1e-11))
 
 
 @settings(max_examples=100, deadline=None)
@@ -162,5 +164,5 @@ def test_action_bounds_become_flat_float64_whatever_they_come_as():
     ([-1.0, 2.0], [1.0, 1.0]),            # high below low
 ])
 def test_bad_action_bounds_are_refused_with_their_values(low, high):
-    with pytest.raises(ValueError, match=r"action bounds must be finite with high > low, got low="):
+    with pytest.raises(ValueError, match=r"action bounds .*got (low=|\(2,\) and \(1,\))"):
         ActionMapping(low, high)
