@@ -10,6 +10,7 @@ import pytest
 from cfc_control import PolicyRunner
 from cfc_control.policies import TimeInput, load_policy, save_policy
 from cfc_control.policies.periods import PeriodOutsideTrainingWarning, TrainedPeriods
+from cfc_control.runtime import DtClampWarning
 from cfc_control.run import main as run_main
 from cfc_control.tasks import make_env
 from cfc_control.episodes.evaluation import evaluate
@@ -67,6 +68,7 @@ def test_the_runner_warns_once_outside_the_trained_periods_and_still_steps(make_
     assert np.all(np.isfinite(action)) and runner.stats.steps == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error", PeriodOutsideTrainingWarning)
+        warnings.simplefilter("ignore", DtClampWarning)  # 0.005 s is also below dt_min: clamped, said apart
         runner.step(obs, dt=0.005)  # warned once already
 
 
