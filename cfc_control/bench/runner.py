@@ -177,7 +177,8 @@ def bench_onnxruntime(reps: int) -> Optional[Row]:
             "dt": np.full((1, 1), NOMINAL * 1.1, np.float32), "h": np.zeros((1, UNITS), np.float32)}
 
     def step() -> None:
-        _, feed["h"] = session.run(None, feed)
+        # outputs: action, h_out, ok (a bad row's flag)
+        feed["h"] = session.run(None, feed)[1]
 
     return Row("cfc", "onnxruntime (exported ONNX)", 1, *measure(step, reps, reps // 5))
 
