@@ -25,11 +25,6 @@ FUNCTION_IMPORTS = {
                                                               "(experts/ is maintained apart)",
     ("cfc_control.experts.base", "cfc_control.experts.sb3"): "stable-baselines3 is imported only when an SB3 "
                                                               "expert is loaded",
-    ("cfc_control.runtime.compiled", "cfc_control.runtime"): "runtime/ is being reworked in parallel (its "
-                                                             "import cycle goes there, issue 16 item 2)",
-    ("cfc_control.runtime.compiled", "cfc_control.runtime.numpy_baselines"): "as for runtime.compiled",
-    ("cfc_control.runtime.compiled", "cfc_control.runtime.numpy_cfc"): "as for runtime.compiled",
-    ("cfc_control.runtime.loop", "cfc_control.tasks"): "as for runtime.compiled",
     ("cfc_control.tasks.registry", "cfc_control.tasks.env"): "builds envs; `import cfc_control` (which "
                                                              "registers the tasks) reads TOML files only",
     ("cfc_control.bench.node", "cfc_control.models"): "a benchmark imports what its rows need when they run",
@@ -43,7 +38,6 @@ FUNCTION_IMPORTS = {
                                                                            "when a C kernel is asked for",
     ("cfc_control.runtime.backend", "cfc_control.runtime.c_export.kernel"): "as for the builder",
     ("cfc_control.runtime.c_export.build", "cfc_control.runtime.c_export.source"): "as for the builder",
-    ("cfc_control.runtime.compiled", "cfc_control.runtime.numpy_ltc"): "as for runtime.compiled",
     ("cfc_control.view", "cfc_control.viewer"): "MuJoCo picks its rendering backend (MUJOCO_GL) when first "
                                                 "imported, and view settles that variable first",
     ("cfc_control.view", "cfc_control.viewer.live"): "as for viewer",

@@ -28,6 +28,7 @@ import numpy as np
 
 from cfc_control.policies.spaces import check_spaces
 from cfc_control.runtime.errors import DtClampWarning
+from cfc_control.tasks import make_env
 
 SPIN_S = 5e-4  # the last part of a wait is spent spinning: sleep overshoots by ~0.1 ms
 
@@ -230,8 +231,6 @@ def _next_tick(tick: float, period: float, now: float) -> Tuple[float, int]:
 def make_realtime_env(task: str, rate_hz: float, seed: Optional[int] = 0) -> Any:
     """The task at a fixed period of 1 / rate_hz, whose steps :func:`run_loop` sets to the
     measured time between ticks (``set_next_period``); 1 / rate_hz is what a tick should take."""
-    from cfc_control.tasks import make_env
-
     return make_env(task, timing=f"fixed:{1.0 / rate_hz!r}", seed=seed)
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from cfc_control.models.baselines import GRU, LSTM, MLP
 from cfc_control.policies.policy import RecurrentPolicy
-from cfc_control.runtime.compiled import Folds, Kernel, Time, as_numpy
+from cfc_control.runtime.kernel_contract import Folds, Kernel, Time, as_numpy
 from cfc_control.runtime.ops import ACTIVATIONS, Op, action_ops, row_view, run, with_bias_row
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from cfc_control.models.cfc import CfC
 from cfc_control.policies.policy import RecurrentPolicy
-from cfc_control.runtime.compiled import Folds, Kernel, Time, as_numpy
+from cfc_control.runtime.kernel_contract import Folds, Kernel, Time, as_numpy
 from cfc_control.runtime.ops import (
     ACTIVATIONS,
     Op,

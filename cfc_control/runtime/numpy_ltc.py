@@ -15,7 +15,7 @@ from scipy.special import expit
 
 from cfc_control.models.ltc import LTC
 from cfc_control.policies.policy import RecurrentPolicy
-from cfc_control.runtime.compiled import Folds, Kernel, Time, clip_ufunc
+from cfc_control.runtime.kernel_contract import Folds, Kernel, Time, clip_ufunc
 
 
 class LTCProgram:

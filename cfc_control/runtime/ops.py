@@ -17,7 +17,7 @@ from typing import Callable, List, Optional
 import numpy as np
 from scipy.special import erf, expit
 
-from cfc_control.runtime.compiled import clip_ufunc
+from cfc_control.runtime.kernel_contract import clip_ufunc
 
 Op = Callable[[], object]
 

@@ -40,7 +40,7 @@ from gymnasium import spaces
 from cfc_control.policies.directory import load_policy
 from cfc_control.policies.policy import RecurrentPolicy
 from cfc_control.runtime.backend import choose_program
-from cfc_control.runtime.compiled import Kernel, clip_ufunc
+from cfc_control.runtime.kernel_contract import Kernel, clip_ufunc
 from cfc_control.runtime.errors import BadInputError, DtClampWarning, NonFiniteOutputError
 from cfc_control.runtime.inputs import (
     all_finite,

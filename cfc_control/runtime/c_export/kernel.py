@@ -17,7 +17,7 @@ import numpy as np
 from cfc_control.policies.policy import RecurrentPolicy
 from cfc_control.runtime.c_export.build import load_library
 from cfc_control.runtime.c_export.source import describe, library_source, model_step
-from cfc_control.runtime.compiled import Kernel, Time
+from cfc_control.runtime.kernel_contract import Kernel, Time
 
 CTYPE_OF = {"float64": ctypes.c_double, "float32": ctypes.c_float}
 
