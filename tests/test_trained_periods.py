@@ -91,6 +91,10 @@ def test_run_defaults_to_the_nominal_rate_and_warns_of_a_rate_outside(capsys):
         assert run_main([SHIPPED, "--rate", "200", "--duration", "0.2", "--json"]) == 0
     err = capsys.readouterr().err
     assert err.count("outside the periods this policy was trained for") == 1 and "12.5-50 Hz" in err
+    for bad in ("0", "-5", "nan", "inf"):
+        assert run_main([SHIPPED, "--rate", bad, "--duration", "0.1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--rate must be a positive number of Hz" in err
 
 
 def test_eval_warns_when_the_timing_leaves_the_trained_periods():
