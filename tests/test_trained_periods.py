@@ -29,6 +29,14 @@ def test_a_trained_policy_records_the_periods_of_its_training_timing(tmp_path):
     assert load_policy(tmp_path / "p").trained_periods() == TrainedPeriods("loguniform:0.02,0.08+drop:0.05", 0.02, 0.16)
 
 
+def test_a_mixture_s_trained_periods_span_its_alternatives():
+    from cfc_control.tasks import parse_timing
+
+    periods = TrainedPeriods.of(parse_timing("Jitter|steady:0.02,0.03+drop:0.1", 0.05))
+    assert (periods.low, periods.high) == (0.02, 0.06)  # the lost packet doubles 0.03, not 0.06
+    assert periods.timing == "uniform:0.04,0.06|steady:0.02,0.03+drop:0.1"
+
+
 def test_a_policy_without_a_record_gets_its_registered_task_s_timing(make_policy, tmp_path):
     assert load_policy(SHIPPED).trained_periods() == TrainedPeriods("loguniform:0.02,0.08", 0.02, 0.08)
     unknown = make_policy(directory=tmp_path / "p")  # task "test": no such task, nothing to compare

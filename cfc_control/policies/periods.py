@@ -42,7 +42,9 @@ class TrainedPeriods:
 
     @classmethod
     def of(cls, timing: TimingModel) -> "TrainedPeriods":
-        return cls(timing.spec, timing.low, timing.high * (2.0 if timing.drop > 0 else 1.0))
+        """The periods ``timing`` produces (a mixture: the span of its alternatives')."""
+        models = timing.alternatives or (timing,)
+        return cls(timing.spec, min(m.low for m in models), max(m.high * (2.0 if m.drop > 0 else 1.0) for m in models))
 
     def contains(self, low: float, high: Optional[float] = None) -> bool:
         """Whether periods from ``low`` to ``high`` (seconds; one period when ``high`` is None)
