@@ -37,12 +37,13 @@ from tqdm import tqdm
 from cfc_control.experts.sb3 import (ALGOS, DEFAULT_POLICY_KWARGS, KIND, SB3Expert, _base_name,
                                      _torch_policy_kwargs, hyperparams_for, load_sb3_expert,
                                      save_sb3_expert, stock_env_id)
-from cfc_control.files import atomic_directory, atomic_write_text, read_json
+from cfc_control.files import atomic_directory, atomic_write_text, read_json, remove_temporaries
 from cfc_control.flags import setting
 from cfc_control.tasks import parse_timing
 from cfc_control.tasks.env import make_task
 from cfc_control.tasks.specs import task_families
 from cfc_control.episodes.evaluation import card_entry, evaluate_expert
+from cfc_control.training.checkpoint import CheckpointManager
 from cfc_control.training.sb3_state import load_training_state, save_training_state
 
 # The timings a teacher's card reports: the presets, and steady periods at half and twice the
@@ -271,17 +272,12 @@ class _RunDirectory:
         return None
 
     def latest(self) -> Optional[Path]:
-        pointer = self.checkpoints / "latest.json"
-        if not pointer.is_file():
-            return None
-        name = str(read_json(pointer).get("path", ""))
-        path = self.checkpoints / name
-        if not name or Path(name).name != name or not path.is_dir():
-            raise ValueError(f"{pointer} names no checkpoint of this run ({name!r})")
-        return path
+        # The same pointer as every run's (checkpoints/latest.json naming a checkpoint of the run).
+        return CheckpointManager(self.root).latest()
 
     def save(self, model: Any, norm: Optional[VecNormalize], info: Dict[str, Any]) -> Path:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(self.checkpoints)  # left by a run killed mid-write
         final = self.checkpoints / f"{int(model.num_timesteps):010d}"
         with atomic_directory(final) as tmp:
             save_training_state(model, norm, tmp, info)
