@@ -121,6 +121,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: Type[Any], *, skip: Sequence
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         shown = default is not None and not isinstance(default, bool)  # a switch's help says what it does
         help_text = f.metadata.get("help", "") + (f" (default: {_show(default)})" if shown else "")
+        if default is True:  # the flag is --no-<name>: say that it switches the setting off
+            help_text = f"switch off: {help_text}"
         kw: Dict[str, Any] = {"dest": path, "default": argparse.SUPPRESS, "help": help_text}
         base, _ = _unwrap_optional(tp)
         if base is bool:

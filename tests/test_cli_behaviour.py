@@ -126,6 +126,8 @@ def test_help_reads_as_a_guide(capsys):
     for needle in ("--resume", "--eval-timings", "--dagger-episodes", "--total-steps", "(default: 40)",
                    "iterations, one rollout and update each (ppo)", "python -m cfc_control.train --env"):
         assert needle in text
+    # a --no-<name> switch turns its setting off, and its help says so
+    assert "--no-progress switch off: show progress bars" in text
 
 
 def test_a_card_made_with_a_preset_replays_with_its_spec(make_policy):

@@ -70,6 +70,14 @@ def test_bad_plans_are_named(tmp_path, kw, needle):
         make_plan(TASK, out=tmp_path, **kw)
 
 
+def test_the_reference_row_is_the_expert_the_students_learn_from(tmp_path):
+    plan = make_plan(TASK, out=tmp_path, train_args=("--expert", "lqr-scheduled"))
+    assert plan.expert == "lqr-scheduled"
+    assert make_plan(TASK, out=tmp_path, train_args=("--expert=lqr-scheduled",)).expert == "lqr-scheduled"
+    assert make_plan(TASK, out=tmp_path).expert == "lqr"  # the task's default expert otherwise
+    assert make_plan(TASK, out=tmp_path, train_args=("--expert", "lqr-scheduled"), expert=None).expert is None
+
+
 def test_run_dirs_match_the_train_cli_default_so_hand_made_runs_are_reused(tmp_path):
     job = TrainJob("cfc_control/InvertedPendulum-Pos-Irregular-v0", "bc", "lstm", 2)
     config, _ = parse_config(["--env", TASK, "--policy", "lstm", "--seed", "2"])

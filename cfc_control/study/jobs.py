@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from cfc_control.tasks import parse_timing, task_info
 from cfc_control.tasks.specs import timing_presets
 from cfc_control.models.registry import available
+from cfc_control.experts.base import LQR_NAMES
 from cfc_control.training.imitation import default_expert
 
 DEFAULT_MODELS = ("cfc", "ncp", "lstm", "gru", "mlp")
@@ -211,12 +212,14 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
         raise ValueError(f"models are listed twice: {models!r}")
     if int(episodes) <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
+    if expert == "auto" and _flag_value(train_args, "--expert") not in (None, "auto"):
+        expert = _flag_value(train_args, "--expert")  # the row shows the expert the students learn from
     if expert == "auto":
         try:
             expert = default_expert(info["id"])
         except ValueError:  # no expert shipped: training needs --demos, and there is no reference row
             expert = None
-    if expert and expert.lower() != "lqr":
+    if expert and expert.lower() not in LQR_NAMES:
         expert = str(Path(expert).resolve())
     short = info["id"].split("/")[-1].split("-v")[0]
     out_dir = Path(out) if out is not None else Path("studies") / short
@@ -224,3 +227,14 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
                      timings=parse_timings(timings, info["nominal_dt"]), episodes=int(episodes),
                      out=out_dir.resolve(), runs_root=Path(runs_root).resolve(), train_args=tuple(train_args),
                      nominal_dt=float(info["nominal_dt"]), expert=expert)
+
+
+def _flag_value(args: Sequence[str], flag: str) -> Optional[str]:
+    """The value of the last ``flag VALUE`` or ``flag=VALUE`` in ``args``, None when absent."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1:]
+    return value

@@ -72,8 +72,8 @@ class DAggerConfig:
                                            "constant:B or a list 1,0.5,0")
     epochs_per_iteration: int = setting(15, "BC epochs on the grown data set each round", flag="--dagger-epochs")
     noise: float = setting(0.0, "DART noise on executed actions while collecting", flag="--dagger-noise")
-    warm_start: bool = setting(True, "continue each round from the current student (--no-warm-start: "
-                                     "re-initialise it)")
+    warm_start: bool = setting(True, "continue each round from the current student rather than "
+                                     "re-initialising it")
 
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.episodes_per_iteration <= 0 or self.epochs_per_iteration <= 0:
