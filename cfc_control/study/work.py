@@ -13,6 +13,7 @@ import json
 import shlex
 import tempfile
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -23,6 +24,7 @@ import torch
 from cfc_control.experts import make_expert
 from cfc_control.flags import differences
 from cfc_control.policies import load_policy
+from cfc_control.policies.periods import PeriodOutsideTrainingWarning
 from cfc_control.study.jobs import EvalJob, ExpertJob, TrainJob
 from cfc_control.tasks import make_env, resolve_env_id
 from cfc_control.training import RunConfig, RunOptions, train
@@ -119,7 +121,9 @@ def run_eval(job: EvalJob, files: Dict[str, bytes]) -> Dict[str, Any]:
         for name, data in files.items():
             (Path(tmp) / name).write_bytes(data)
         policy = load_policy(tmp)
-    r = evaluate(policy, job.train.task, timing=job.timing.spec, episodes=job.episodes)
+    with warnings.catch_warnings():  # the grid leaves the trained periods on purpose: no warning
+        warnings.simplefilter("ignore", PeriodOutsideTrainingWarning)
+        r = evaluate(policy, job.train.task, timing=job.timing.spec, episodes=job.episodes)
     return {"model": job.train.model, "seed": job.train.seed, "timing": job.timing.name,
             "timing_spec": job.timing.spec, "period_s": job.timing.period_s, "episodes": job.episodes,
             "eval_seed": r.seed, "mean": r.mean, "std": r.std, "returns": r.returns, "lengths": r.lengths,

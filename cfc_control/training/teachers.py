@@ -155,13 +155,18 @@ def env_factory(setup: _Setup) -> Callable[[], gym.Env]:
     return lambda: Monitor(make_task(base, obs="Full", timing=setup.timing, dt_in_obs=setup.dt_input))
 
 
+def teacher_run_dir(config: TeacherConfig) -> Path:
+    """Where the teacher's checkpoints go: ``run_dir``, or ``runs/teachers/<expert directory name>``."""
+    return Path(config.run_dir or Path("runs") / "teachers" / config.expert_dir.name)
+
+
 def train_teacher(config: TeacherConfig, *, resume: bool = False, progress: bool = True,
                   command: Optional[str] = None) -> TeacherResult:
     """Train the teacher ``config`` describes (``resume``: continue its run from the newest
     checkpoint), save it to ``config.expert_dir`` with its card and return it. KeyboardInterrupt
     leaves the newest checkpoint in place for ``resume``."""
     setup = resolve(config)
-    run = _RunDirectory(Path(config.run_dir or Path("runs") / "teachers" / config.expert_dir.name))
+    run = _RunDirectory(teacher_run_dir(config))
     latest = run.prepare(setup, resume=resume)
     venv = DummyVecEnv([env_factory(setup)])
     norm = None

@@ -1,0 +1,105 @@
+"""The zoo's summary (``studies/zoo/README.md``): per family, the teacher and every studied model
+under the card timings (mean ± std over seeds), what share of its Jitter return each keeps at the
+other timings, and whether the shipped CfC student meets the robustness goal.
+
+The goal, per timing T of Irregular, 0.5x and 2x: the CfC student keeps at least 90% of its Jitter
+return at T, or, where the physics itself does not allow that (the teacher keeps less), at least
+90% of what the teacher keeps. "Keeps" is return(T) / return(Jitter); for a task whose returns are
+negative costs (Reacher) it is return(Jitter) / return(T), so that a cost twice as large keeps 50%.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from cfc_control.files import atomic_write_text, read_json
+from cfc_control.study import load_expert_results, load_results
+from cfc_control.study.report import aggregate
+from cfc_control.zoo.plan import ZooPlan
+from cfc_control.zoo.recipes import CARD_TIMINGS, FamilyRecipe
+
+GOAL_SHARE = 0.9
+ROBUSTNESS_TIMINGS = ("Irregular", "0.5x", "2x")
+
+
+def kept(at: float, jitter: float) -> float:
+    """The share of the Jitter return kept at another timing (see the module docstring)."""
+    if jitter < 0 and at < 0:
+        return jitter / at
+    return at / jitter if jitter else float("nan")
+
+
+def robustness(student: Dict[str, float], teacher: Optional[Dict[str, float]]) -> Dict[str, Tuple[float, Optional[float], bool]]:
+    """Per robustness timing: (share the student keeps, share the teacher keeps, goal met)."""
+    out = {}
+    for t in ROBUSTNESS_TIMINGS:
+        s = kept(student[t], student["Jitter"])
+        k = kept(teacher[t], teacher["Jitter"]) if teacher else None
+        out[t] = (s, k, s >= GOAL_SHARE or (k is not None and k < 1 and s >= GOAL_SHARE * k))
+    return out
+
+
+def family_table(recipe: FamilyRecipe, plan: ZooPlan) -> Tuple[List[str], Dict[str, Dict[str, float]]]:
+    """The family's markdown table and the means by row (model or 'teacher') and card timing."""
+    study = plan.study(recipe)
+    _, evals = load_results(study)
+    cells = aggregate(evals)
+    experts = {r["timing"]: r for r in load_expert_results(study)}
+    means: Dict[str, Dict[str, float]] = {}
+    head = ["", *CARD_TIMINGS, *(f"keeps at {t}" for t in ROBUSTNESS_TIMINGS)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    rows: List[Tuple[str, Dict[str, Tuple[float, float, int]]]] = []
+    if experts:
+        rows.append((f"teacher (`{recipe.expert}`, over episodes)",
+                     {name: (experts[t]["mean"], experts[t]["std"], 1) for name, t in CARD_TIMINGS.items() if t in experts}))
+    for model in plan.models:
+        rows.append((model, {name: cells[(model, t)] for name, t in CARD_TIMINGS.items() if (model, t) in cells}))
+    for label, row in rows:
+        if not row:
+            continue
+        key = "teacher" if label.startswith("teacher") else label
+        means[key] = {name: m for name, (m, _, _) in row.items()}
+        shares = [f"{kept(means[key][t], means[key]['Jitter']):.0%}" if t in row and "Jitter" in row else ""
+                  for t in ROBUSTNESS_TIMINGS]
+        values = [f"{row[n][0]:.0f} ± {row[n][1]:.0f}" if n in row else "" for n in CARD_TIMINGS]
+        lines.append("| " + " | ".join([label, *values, *shares]) + " |")
+    return lines, means
+
+
+def write_summary(plan: ZooPlan, path: Path) -> Path:
+    """Write the summary of every family of the plan that has results; returns its path."""
+    out = ["# The zoo: teachers, students and the timing study, per family", "",
+           "Written by `python -m cfc_control.zoo` (see the README's \"The zoo\"). Each table: the teacher "
+           "(full state, over the evaluation episodes) and every model of the family's study (positions only, "
+           "DAgger from the teacher under the mixture of Irregular timing and steady 0.5x-2x periods; mean ± std "
+           f"over seeds {', '.join(map(str, plan.seeds))} of {plan.episodes}-episode means), then the share of its "
+           "Jitter return each keeps. The full grid (0.25x-4x) is in each family's `results.md`.", ""]
+    for family, recipe in plan.recipes.items():
+        if not (plan.study(recipe).out / "jobs").is_dir():
+            continue
+        lines, means = family_table(recipe, plan)
+        out += [f"## {family} (`{recipe.task}`)", "", f"Students' flags: `{' '.join(recipe.train_args())}`", "", *lines, ""]
+        teacher_card = _teacher_card(recipe)
+        if teacher_card:
+            out.append(f"Teacher: `{teacher_card.get('command')}`, trained in {teacher_card.get('training_time_s', 0) / 3600:.1f} h here.")
+        if "cfc" in means and all(t in means["cfc"] for t in ("Jitter", *ROBUSTNESS_TIMINGS)):
+            verdict = robustness(means["cfc"], means.get("teacher"))
+            parts = [f"{t}: keeps {s:.0%}" + (f" (teacher {k:.0%})" if k is not None else "") + (" ✓" if ok else " ✗")
+                     for t, (s, k, ok) in verdict.items()]
+            out.append("CfC robustness goal (≥ 90% of its Jitter return, or of what the teacher keeps): " + "; ".join(parts) + ".")
+        out.append("")
+    out.append(f"Written {time.strftime('%Y-%m-%d %H:%M %Z')}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(out) + "\n")
+    return path
+
+
+def _teacher_card(recipe: FamilyRecipe) -> Optional[Dict[str, Any]]:
+    if recipe.teacher is None:
+        return None
+    try:
+        return read_json(Path(recipe.teacher.expert_dir) / "card.json")
+    except (FileNotFoundError, ValueError):
+        return None

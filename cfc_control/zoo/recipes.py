@@ -1,0 +1,109 @@
+"""What the zoo builds for each task family: the teacher, the students' recipe and what ships.
+
+Every family follows one recipe. A *teacher* acts on the full simulator state with the elapsed
+period as an input and is trained under Irregular timing with lost packets (an SB3 agent), or needs
+no training (the gain-scheduled LQR of the pendulums). *Students* see positions only and learn
+from it by DAgger under a per-episode mixture of Irregular timing and steady periods from half to
+twice the nominal one (``Irregular|steady:LO,HI``), so that they meet runs of long periods as well
+as ever-changing ones. The timing study of each family trains every model of :data:`STUDY_MODELS`
+by that recipe on seeds 0-2; the CfC and NCP students ship.
+
+    recipe = RECIPES["Walker2d"]
+    recipe.task, recipe.train_args()   # ('Walker2d-Pos-Irregular', ('--expert', ..., '--timing', ...))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from cfc_control.tasks.specs import task_families
+from cfc_control.training.teachers import TeacherConfig
+
+SHIPPED_MODELS = ("cfc", "ncp")
+STUDY_MODELS = ("cfc", "ncp", "lstm", "gru", "mlp")
+SEEDS = (0, 1, 2)
+# The issue's grid: fixed multiples of the nominal period, Jitter and Irregular.
+STUDY_TIMINGS = ("0.25x", "0.5x", "1x", "2x", "4x", "Jitter", "Irregular")
+# What a shipped student's card records: the presets, and steady half and double periods.
+CARD_TIMINGS = {"Fixed": "1x", "Jitter": "Jitter", "Irregular": "Irregular", "0.5x": "0.5x", "2x": "2x"}
+STEADY_RANGE = (0.5, 2.0)  # the steady periods of the students' training mixture, x nominal
+TEACHER_TIMING = "Irregular+drop:0.05"
+
+# Locomotion and reaching need more data than the pendulums: 40 demonstrations, then 6 rounds of
+# 10 student-driven episodes (100 episodes labelled in all).
+_MORE_DATA = ("--episodes", "40", "--iterations", "6")
+
+
+@dataclass(frozen=True)
+class FamilyRecipe:
+    """One family's row of the zoo. ``teacher``: the training of an SB3 teacher (None: the expert
+    ``expert`` needs none); ``expert``: what students learn from (the teacher's directory);
+    ``student_flags``: training flags added to the common recipe."""
+
+    family: str
+    expert: str
+    teacher: Optional[TeacherConfig] = None
+    student_flags: Tuple[str, ...] = ()
+
+    @property
+    def task(self) -> str:
+        """The students' task: positions only, Irregular timing."""
+        return f"{self.family}-Pos-Irregular"
+
+    @property
+    def nominal_dt(self) -> float:
+        return task_families()[self.family].nominal_dt
+
+    def training_timing(self) -> str:
+        """The students' period distribution: Irregular, or a whole episode at one steady period."""
+        lo, hi = (f * self.nominal_dt for f in STEADY_RANGE)
+        return f"Irregular|steady:{lo:.12g},{hi:.12g}"
+
+    def train_args(self) -> Tuple[str, ...]:
+        """Flags of ``python -m cfc_control.train`` (beside env, algo, policy, seed, out) for every
+        student of the family; the study names its run directories by them."""
+        return ("--expert", self.expert, "--timing", self.training_timing(), *self.student_flags)
+
+    def shipped_name(self, model: str) -> str:
+        """The shipped policy directory's name, e.g. ``cfc-dagger-walker2d-pos-irregular``."""
+        return f"{model}-dagger-{self.task.lower()}"
+
+
+def _sb3_teacher(family: str, algo: str, steps: int) -> Tuple[str, TeacherConfig]:
+    out = f"policies/experts/{family.lower()}-{algo}-teacher"
+    return out, TeacherConfig(env=family, algo=algo, steps=steps, timing=TEACHER_TIMING, dt_input=True, out=out)
+
+
+def _family(family: str, algo: str, steps: int, flags: Tuple[str, ...] = _MORE_DATA) -> FamilyRecipe:
+    out, config = _sb3_teacher(family, algo, steps)
+    return FamilyRecipe(family, expert=out, teacher=config, student_flags=flags)
+
+
+# PPO with the zoo's tuned settings where they learn under irregular timing in a session or two
+# here; SAC for Hopper, where PPO under Irregular timing settles on standing still (988 at 2M steps).
+RECIPES: Dict[str, FamilyRecipe] = {
+    "InvertedPendulum": FamilyRecipe("InvertedPendulum", expert="lqr-scheduled"),
+    "InvertedDoublePendulum": FamilyRecipe("InvertedDoublePendulum", expert="lqr-scheduled"),
+    "HalfCheetah": _family("HalfCheetah", "ppo", 2_000_000),
+    "Hopper": _family("Hopper", "sac", 1_000_000),
+    "Walker2d": _family("Walker2d", "ppo", 2_000_000),
+    "Swimmer": _family("Swimmer", "ppo", 1_000_000),
+    "Reacher": _family("Reacher", "ppo", 1_000_000),
+}
+
+
+def recipes_for(names: Optional[str] = None) -> Dict[str, FamilyRecipe]:
+    """The recipes of ``names`` (comma-separated families, case-insensitive; None: all). Raises
+    ValueError naming an unknown family."""
+    if not names:
+        return dict(RECIPES)
+    by_lower = {k.lower(): k for k in RECIPES}
+    chosen: Dict[str, FamilyRecipe] = {}
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name.lower() not in by_lower:
+            raise ValueError(f"unknown family {name!r}: choose from {', '.join(RECIPES)}")
+        chosen[by_lower[name.lower()]] = RECIPES[by_lower[name.lower()]]
+    if not chosen:
+        raise ValueError(f"--families is empty: {names!r}")
+    return chosen

@@ -1,0 +1,129 @@
+"""The zoo (cfc_control.zoo): one command trains the teachers, the students (the family's timing
+study), ships the students with their cards and writes the summary, resuming job by job."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cfc_control.eval import main as eval_main
+from cfc_control.study.backends import InlineBackend
+from cfc_control.training.teachers import TeacherConfig
+from cfc_control.zoo import RECIPES, FamilyRecipe, ZooPlan, build_zoo, recipes_for
+from cfc_control.zoo.__main__ import main as zoo_main
+from cfc_control.zoo.recipes import CARD_TIMINGS
+from cfc_control.zoo.shipping import median_seed
+from cfc_control.zoo.overview import kept, robustness
+
+# Tiny students: 2 demonstrations, 1 epoch, one DAgger round of 1 episode, a small model.
+TINY_STUDENTS = ("--episodes", "2", "--epochs", "1", "--iterations", "1", "--dagger-episodes", "1",
+                 "--dagger-epochs", "1", "--model-kw", "units=8", "--window", "16", "--burn-in", "8")
+TINY_TEACHER = TeacherConfig(env="InvertedPendulum", algo="ppo", steps=128, timing="Irregular+drop:0.05",
+                             dt_input=True, out="policies/experts/invertedpendulum-ppo-teacher", eval_episodes=1,
+                             overrides={"n_steps": 64, "batch_size": 32, "n_epochs": 1})
+
+
+def tiny_plan(recipe: FamilyRecipe, stages=("teachers", "students", "ship")) -> ZooPlan:
+    return ZooPlan({recipe.family: recipe}, stages=stages, models=("cfc", "mlp"), seeds=(0, 1, 2), episodes=2)
+
+
+@pytest.fixture(scope="module")
+def built_zoo(tmp_path_factory):
+    """A finished tiny zoo of one family whose teacher is a (tiny) PPO agent, built in a fresh
+    working directory, then built again."""
+    root = tmp_path_factory.mktemp("zoo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        recipe = FamilyRecipe("InvertedPendulum", expert=TINY_TEACHER.out, teacher=TINY_TEACHER,
+                              student_flags=TINY_STUDENTS)
+        plan = tiny_plan(recipe)
+        first = build_zoo(plan, InlineBackend(), log=lambda _: None)
+        again = build_zoo(plan, InlineBackend(), log=lambda _: None)
+    return root, recipe, first, again
+
+
+def test_the_zoo_trains_the_teacher_then_the_students_and_ships_them(built_zoo):
+    root, recipe, first, _ = built_zoo
+    assert first.failures == {}
+    assert first.teachers_trained == ["InvertedPendulum"] and first.studied == ["InvertedPendulum"]
+    assert first.students_trained == 6  # cfc and mlp x 3 seeds
+    card = json.loads((root / TINY_TEACHER.out / "card.json").read_text())
+    assert card["dt_input"] and card["steps"] == 128
+    shipped = root / "policies" / "cfc-dagger-invertedpendulum-pos-irregular"
+    # the CfC ships (the MLP is studied, not shipped), at a path relative to the working directory
+    assert [root / p for p in first.shipped] == [shipped]
+    assert (root / "studies" / "zoo" / "InvertedPendulum" / "results.md").is_file()
+    summary = (root / "studies" / "zoo" / "README.md").read_text()
+    assert "## InvertedPendulum" in summary and "keeps at Irregular" in summary
+
+
+def test_a_shipped_student_is_the_median_seed_and_its_card_replays(built_zoo, monkeypatch, capsys):
+    root, recipe, _, _ = built_zoo
+    shipped = root / "policies" / "cfc-dagger-invertedpendulum-pos-irregular"
+    card = json.loads((shipped / "card.json").read_text())
+    assert set(card["evaluation"]) == set(CARD_TIMINGS)
+    selection = card["selection"]
+    by_seed = {int(s): m for s, m in selection["jitter_mean_by_seed"].items()}
+    assert selection["seed"] == median_seed(by_seed) and card["seeds"]["run"] == selection["seed"]
+    assert card["teacher"] == TINY_TEACHER.out
+    monkeypatch.chdir(root)
+    assert eval_main([str(shipped), "--card"]) == 0, capsys.readouterr().out
+
+
+def test_a_second_build_reruns_nothing(built_zoo):
+    _, _, _, again = built_zoo
+    assert again.teachers_trained == [] and again.teachers_ready == ["InvertedPendulum"]
+    assert again.students_trained == 0 and again.failures == {}
+
+
+def test_students_wait_for_an_untrained_teacher(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = FamilyRecipe("InvertedPendulum", expert=TINY_TEACHER.out, teacher=TINY_TEACHER,
+                          student_flags=TINY_STUDENTS)
+    outcome = build_zoo(tiny_plan(recipe, stages=("students", "ship")), InlineBackend(), log=lambda _: None)
+    assert "not trained yet" in outcome.waiting["InvertedPendulum"]
+    assert outcome.studied == [] and not (tmp_path / "runs").exists()
+
+
+def test_every_family_has_a_recipe_with_a_teacher_robust_to_the_period():
+    assert set(RECIPES) == {"InvertedPendulum", "InvertedDoublePendulum", "HalfCheetah", "Hopper", "Walker2d",
+                            "Swimmer", "Reacher"}
+    for family, recipe in RECIPES.items():
+        assert recipe.task == f"{family}-Pos-Irregular"
+        if recipe.teacher is None:
+            assert recipe.expert == "lqr-scheduled"
+        else:  # trained under Irregular timing (0.5x-2x) with lost packets, reading the period
+            assert recipe.teacher.dt_input and recipe.teacher.timing.startswith("Irregular+drop")
+            assert recipe.expert == recipe.teacher.out
+        lo, hi = 0.5 * recipe.nominal_dt, 2 * recipe.nominal_dt
+        assert recipe.training_timing() == f"Irregular|steady:{lo:.12g},{hi:.12g}"
+    assert list(recipes_for("walker2d,Hopper")) == ["Walker2d", "Hopper"]
+
+
+def test_median_seed_and_the_share_kept():
+    assert median_seed({0: 10.0, 1: 30.0, 2: 20.0}) == 2
+    assert median_seed({0: 5.0, 1: 5.0, 2: 5.0}) == 1  # ties: the middle of the seeds in order
+    assert median_seed({3: 1.0, 7: 2.0}) == 3
+    assert kept(900.0, 1000.0) == pytest.approx(0.9)
+    assert kept(-8.0, -4.0) == pytest.approx(0.5)  # a cost twice as large keeps half
+    student = {"Jitter": 1000.0, "Irregular": 950.0, "0.5x": 800.0, "2x": 500.0}
+    teacher = {"Jitter": 1000.0, "Irregular": 1000.0, "0.5x": 1000.0, "2x": 540.0}
+    verdict = robustness(student, teacher)
+    assert verdict["Irregular"][2] and not verdict["0.5x"][2]
+    assert verdict["2x"][2]  # 50% >= 90% of the 54% the teacher keeps
+
+
+@pytest.mark.parametrize("argv, needle", [(["--families", "Ant"], "Ant"), (["--stages", "teachers,deploy"], "deploy"),
+                                          (["--seeds", "0,x"], "--seeds"), (["--episodes", "0"], "--episodes"),
+                                          (["--models", "cfc,transformer"], "transformer")])
+def test_cli_mistakes_are_one_line(argv, needle, capsys):
+    assert zoo_main([*argv, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_dry_run_lists_every_teacher_and_study(capsys):
+    assert zoo_main(["--dry-run", "--families", "Walker2d,InvertedPendulum"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher Walker2d: ppo 2000000 steps" in out and "study InvertedPendulum" in out
+    assert "teacher InvertedPendulum" not in out  # the scheduled LQR needs no training
