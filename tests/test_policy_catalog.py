@@ -28,6 +28,15 @@ def test_catalog_rows_come_from_the_cards():
     assert len(table.splitlines()) == 2 + len(rows)
 
 
+def test_catalog_shows_the_steady_periods_when_a_card_has_them():
+    rows = [{"name": "a", "task": "T", "algorithm": "dagger", "policy": "cfc", "parameters": 10, "bytes": 2048,
+             "budget": "", "seed": 0, "evaluation": {"Jitter": (900.0, 5.0, 20)}}]
+    assert "0.5x" not in markdown_table(rows)
+    rows[0]["evaluation"].update({"0.5x": (850.0, 3.0, 20), "2x": (700.0, 40.0, 20)})
+    head, _, row = markdown_table(rows).splitlines()
+    assert head.endswith("| 0.5x | 2x |") and row.endswith("| 850 ± 3 | 700 ± 40 |")
+
+
 def test_policies_cli(capsys, tmp_path):
     assert policies_main([str(SHIPPED)]) == 0
     assert DEFAULT.name in capsys.readouterr().out

@@ -17,6 +17,9 @@ from typing import Any, Dict, List, Tuple, Union
 from cfc_control.policies.directory import read_card
 
 CARD_TIMINGS = ("Fixed", "Jitter", "Irregular")
+# Steady half and double periods: recorded by the students the zoo ships (columns shown when any
+# card has them).
+STEADY_TIMINGS = ("0.5x", "2x")
 
 
 def policy_dirs(root: Union[str, "os.PathLike[str]"]) -> List[Path]:
@@ -45,7 +48,7 @@ def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
             "budget": _budget(card),
             "seed": (card.get("seeds") or {}).get("run"),
             "evaluation": {t: (evaluation[t]["mean"], evaluation[t]["std"], evaluation[t]["episodes"])
-                           for t in CARD_TIMINGS if t in evaluation},
+                           for t in (*CARD_TIMINGS, *STEADY_TIMINGS) if t in evaluation},
         })
     return rows
 
@@ -59,12 +62,13 @@ def _budget(card: Dict[str, Any]) -> str:
 
 def markdown_table(rows: List[Dict[str, Any]]) -> str:
     """The catalog as a markdown table (returns as mean ± std over the card's episodes)."""
-    head = ["policy", "task", "algorithm", "model", "parameters", "size", "training", "seed", *CARD_TIMINGS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 5 + "---:|" + "---|" * 2 + "---:|" * len(CARD_TIMINGS)]
+    timings = [*CARD_TIMINGS, *(t for t in STEADY_TIMINGS if any(t in r["evaluation"] for r in rows))]
+    head = ["policy", "task", "algorithm", "model", "parameters", "size", "training", "seed", *timings]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 5 + "---:|" + "---|" * 2 + "---:|" * len(timings)]
     for r in rows:
         cells = [f"`{r['name']}`", r["task"], r["algorithm"], r["policy"], f"{r['parameters']:,}" if r["parameters"] else "",
                  f"{r['bytes'] / 1024:.0f} KB", r["budget"], str(r["seed"])]
-        for t in CARD_TIMINGS:
+        for t in timings:
             m = r["evaluation"].get(t)
             cells.append(f"{m[0]:.0f} ± {m[1]:.0f}" if m else "")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
