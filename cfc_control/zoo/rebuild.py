@@ -131,7 +131,7 @@ def build_zoo(plan: ZooPlan, backend: Backend, *, reuse: bool = True,
         if "ship" in plan.stages:
             shipped = ship_students(recipe, study, plan.policies, log=log)
             outcome.shipped.extend(str(p) for p in shipped)
-    write_summary(plan, plan.studies / "README.md")
+        write_summary(plan, plan.studies / "README.md")  # after each family: progress shows
     outcome.wall_s = time.time() - start
     return outcome
 
