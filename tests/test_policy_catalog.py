@@ -28,9 +28,18 @@ def test_catalog_rows_come_from_the_cards():
     assert len(table.splitlines()) == 2 + len(rows)
 
 
+def test_the_teachers_table_comes_from_their_cards():
+    rows = {r["name"]: r for r in catalog(SHIPPED / "experts")}
+    teacher = rows["walker2d-ppo-teacher"]
+    card = read_card(SHIPPED / "experts" / "walker2d-ppo-teacher")
+    assert teacher["task"] == "Walker2d-v5 (full state)" and teacher["training_time_s"] == card["training_time_s"]
+    assert teacher["evaluation"]["2x"][0] == card["timings"]["2x"]["mean"]
+    assert "| 3.0 h |" in markdown_table([teacher])
+
+
 def test_catalog_shows_the_steady_periods_when_a_card_has_them():
     rows = [{"name": "a", "task": "T", "algorithm": "dagger", "policy": "cfc", "parameters": 10, "bytes": 2048,
-             "budget": "", "seed": 0, "evaluation": {"Jitter": (900.0, 5.0, 20)}}]
+             "budget": "", "training_time_s": 30.0, "seed": 0, "evaluation": {"Jitter": (900.0, 5.0, 20)}}]
     assert "0.5x" not in markdown_table(rows)
     rows[0]["evaluation"].update({"0.5x": (850.0, 3.0, 20), "2x": (700.0, 40.0, 20)})
     head, _, row = markdown_table(rows).splitlines()

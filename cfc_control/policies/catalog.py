@@ -32,21 +32,25 @@ def policy_dirs(root: Union[str, "os.PathLike[str]"]) -> List[Path]:
 
 
 def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
-    """One row per shipped policy: name, task, algorithm, model, parameters, size on disk,
-    training budget, run seed, and each card timing's (mean, std, episodes)."""
+    """One row per shipped policy (or teacher, for ``policies/experts``): name, task, algorithm,
+    model, parameters, size on disk, training budget and wall time, run seed, and each card
+    timing's (mean, std, episodes)."""
     rows = []
     for d in policy_dirs(root):
         card = read_card(d)
-        evaluation = card.get("evaluation", {})
+        teacher = card.get("kind") == "sb3-expert"  # a teacher's card: its timings under "timings"
+        evaluation = (card.get("timings") if teacher else card.get("evaluation")) or {}
         rows.append({
             "name": d.name,
-            "task": str(card.get("task", "")).split("/")[-1].removesuffix("-v0"),
+            "task": (f"{card.get('env_id')} (full state)" if teacher
+                     else str(card.get("task", "")).split("/")[-1].removesuffix("-v0")),
             "algorithm": card.get("algorithm"),
-            "policy": card.get("policy"),
+            "policy": "mlp (SB3)" if teacher else card.get("policy"),
             "parameters": card.get("parameters"),
             "bytes": sum(f.stat().st_size for f in d.iterdir() if f.is_file()),
             "budget": _budget(card),
-            "seed": (card.get("seeds") or {}).get("run"),
+            "training_time_s": card.get("training_time_s"),
+            "seed": card.get("seed") if teacher else (card.get("seeds") or {}).get("run"),
             "evaluation": {t: (evaluation[t]["mean"], evaluation[t]["std"], evaluation[t]["episodes"])
                            for t in (*CARD_TIMINGS, *STEADY_TIMINGS) if t in evaluation},
         })
@@ -63,16 +67,25 @@ def _budget(card: Dict[str, Any]) -> str:
 def markdown_table(rows: List[Dict[str, Any]]) -> str:
     """The catalog as a markdown table (returns as mean ± std over the card's episodes)."""
     timings = [*CARD_TIMINGS, *(t for t in STEADY_TIMINGS if any(t in r["evaluation"] for r in rows))]
-    head = ["policy", "task", "algorithm", "model", "parameters", "size", "training", "seed", *timings]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 5 + "---:|" + "---|" * 2 + "---:|" * len(timings)]
+    head = ["policy", "task", "algorithm", "model", "parameters", "size", "training", "time", "seed", *timings]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 5 + "---:|" + "---|" + "---:|" + "---|" + "---:|" * len(timings)]
     for r in rows:
         cells = [f"`{r['name']}`", r["task"], r["algorithm"], r["policy"], f"{r['parameters']:,}" if r["parameters"] else "",
-                 f"{r['bytes'] / 1024:.0f} KB", r["budget"], str(r["seed"])]
+                 f"{r['bytes'] / 1024:.0f} KB", r["budget"], _duration(r.get("training_time_s")), str(r["seed"])]
         for t in timings:
             m = r["evaluation"].get(t)
             cells.append(f"{m[0]:.0f} ± {m[1]:.0f}" if m else "")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _duration(seconds: Any) -> str:
+    """Training wall time as the table shows it: seconds, minutes or hours."""
+    if not isinstance(seconds, (int, float)):
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 # Evaluation is deterministic (the same policy and seeds give the same episodes), so a re-run
