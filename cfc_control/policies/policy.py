@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -26,49 +24,11 @@ from torch import Tensor, nn
 from cfc_control.models.base import RecurrentModel, State, map_state
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.periods import TrainedPeriods, task_periods
+from cfc_control.policies.time_input import TimeInput
 
 # Largest magnitude an action bound may have: far beyond any actuator, and far enough from
 # float32's limit (3.4e38) that the runtime's float32 kernels cannot overflow computing with it.
 ACTION_BOUND_LIMIT = 1e30
-
-
-@dataclass
-class TimeInput:
-    """How elapsed time reaches the model: Δt (s) clamped to [dt_min, dt_max], over nominal_dt."""
-
-    nominal_dt: float
-    dt_min: float
-    dt_max: float
-    # The periods of the training distribution (None: not recorded; see policies.periods).
-    trained: Optional[TrainedPeriods] = None
-
-    def __post_init__(self) -> None:
-        values = (self.nominal_dt, self.dt_min, self.dt_max)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise ValueError(f"time input needs finite dt_min, nominal_dt, dt_max, got {values}")
-        if not (0 < self.dt_min <= self.nominal_dt <= self.dt_max):
-            raise ValueError(
-                f"time input needs 0 < dt_min <= nominal_dt <= dt_max, got "
-                f"{self.dt_min}, {self.nominal_dt}, {self.dt_max}"
-            )
-
-    @classmethod
-    def around(cls, nominal_dt: float, low: float = 0.25, high: float = 4.0) -> "TimeInput":
-        """The default accepted range: a quarter to four times the nominal period (Irregular
-        timing spans 0.5x-2x, and a lost packet doubles a period)."""
-        return cls(float(nominal_dt), low * float(nominal_dt), high * float(nominal_dt))
-
-    def to_config(self) -> Dict[str, Any]:
-        cfg = {"nominal_dt": self.nominal_dt, "dt_min": self.dt_min, "dt_max": self.dt_max,
-               "model_time": "dt / nominal_dt"}
-        if self.trained is not None:
-            cfg["trained"] = self.trained.to_config()
-        return cfg
-
-    @classmethod
-    def from_config(cls, cfg: Dict[str, Any]) -> "TimeInput":
-        trained = TrainedPeriods.from_config(cfg["trained"]) if cfg.get("trained") is not None else None
-        return cls(float(cfg["nominal_dt"]), float(cfg["dt_min"]), float(cfg["dt_max"]), trained)
 
 
 @dataclass
@@ -177,8 +137,8 @@ class RecurrentPolicy(nn.Module):
         return ((obs - self.obs_mean) / self.obs_std).clamp(-self.obs_clip, self.obs_clip)
 
     def model_time(self, dt_seconds: Tensor) -> Tensor:
-        t = self.time_input
-        return dt_seconds.clamp(t.dt_min, t.dt_max) / t.nominal_dt
+        """Δt (seconds) -> the model time (:meth:`TimeInput.model_time`)."""
+        return self.time_input.model_time(dt_seconds)
 
     def forward(
         self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_starts: Optional[Tensor] = None
@@ -225,8 +185,7 @@ class RecurrentPolicy(nn.Module):
             )
         n = obs.shape[0]
         if obs.shape[1] == self.n_obs + 1:
-            dt = obs[:, -1].astype(np.float64) * self.time_input.nominal_dt
-            obs = obs[:, :-1]
+            obs, dt = self.time_input.split_dt_channel(obs)
         else:
             dt = np.full(n, self.time_input.nominal_dt)
         device = self.obs_mean.device

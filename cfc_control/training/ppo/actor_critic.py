@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from cfc_control.models.base import RecurrentModel, State
 from cfc_control.models.registry import make
 from cfc_control.policies import RecurrentPolicy
+from cfc_control.policies.time_input import without_dt_channel
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -154,17 +155,16 @@ class ActorCritic(nn.Module):
             extra = " + the Δt channel" if self.dt_channel else ""
             raise ValueError(f"observations must have {self.n_obs}{extra} = {self.obs_width} features, "
                              f"got shape {tuple(obs.shape)}")
-        nominal = self.actor.time_input.nominal_dt
+        time = self.actor.time_input
         if self.dt_channel:
-            dt = obs[..., -1] * nominal
-            obs = obs[..., :-1]
+            obs, dt = time.split_dt_channel_torch(obs)
         else:
-            dt = torch.full(obs.shape[:-1], nominal, dtype=obs.dtype, device=obs.device)
-        return self.actor.normalize_obs(obs), self.actor.model_time(dt)
+            dt = time.nominal_torch(obs.shape[:-1], obs)
+        return self.actor.normalize_obs(obs), time.model_time(dt)
 
     def split_observations(self, obs: np.ndarray) -> np.ndarray:
         """The part of raw observations (..., obs_width) the normaliser sees (the Δt channel removed)."""
-        return obs[..., :-1] if self.dt_channel else obs
+        return without_dt_channel(obs) if self.dt_channel else obs
 
     # -- the Gaussian ------------------------------------------------------------------------
     def log_prob(self, actions: Tensor, mean: Tensor) -> Tensor:
