@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State, map_state
+from cfc_control.models.base import RecurrentModel, State, States, map_state
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.periods import TrainedPeriods, task_periods
 from cfc_control.policies.time_input import TimeInput
@@ -130,7 +130,12 @@ class RecurrentPolicy(nn.Module):
         return self.time_input.trained or task_periods(self.task, self.time_input.nominal_dt)
 
     def initial_state(self, batch_size: int) -> State:
+        """The initial state in the model's (ncps's) convention: a tensor, or (h, c)."""
         return self.model.initial_state(batch_size, self.obs_mean.device, self.obs_mean.dtype)
+
+    def initial_states(self, batch_size: int) -> States:
+        """The initial state tuple ((h,) or (h, c), (batch_size, H) each)."""
+        return self.model.initial_states(batch_size, self.obs_mean.device, self.obs_mean.dtype)
 
     # -- torch path (training, exports) -------------------------------------------------------
     def normalize_obs(self, obs: Tensor) -> Tensor:
@@ -144,14 +149,22 @@ class RecurrentPolicy(nn.Module):
         self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_starts: Optional[Tensor] = None
     ) -> Tuple[Tensor, State]:
         """Sequences: ``obs`` (B, T, n_obs) raw, ``dt`` (B, T) seconds, ``episode_starts`` (B, T)
-        bool. Returns the normalised action (B, T, n_act), unclipped (for losses), and the state."""
+        bool. Returns the normalised action (B, T, n_act), unclipped (for losses), and the state
+        (the model's convention; :meth:`step_states` for the state tuple)."""
         return self.model(self.normalize_obs(obs), hx, self.model_time(dt), episode_starts)
 
     def step(
         self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_start: Optional[Tensor] = None
     ) -> Tuple[Tensor, State]:
-        """One step: ``obs`` (B, n_obs), ``dt`` (B,) seconds. Returns normalised action (B, n_act)."""
+        """One step: ``obs`` (B, n_obs), ``dt`` (B,) seconds. Returns normalised action (B, n_act)
+        and the state (the model's convention; :meth:`step_states` for the state tuple)."""
         return self.model.step(self.normalize_obs(obs), hx, self.model_time(dt), episode_start)
+
+    def step_states(
+        self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_start: Optional[Tensor] = None
+    ) -> Tuple[Tensor, States]:
+        """:meth:`step` with the state tuple in and out (None: the initial state)."""
+        return self.model.step_states(self.normalize_obs(obs), hx, self.model_time(dt), episode_start)
 
     def to_action(self, y: Tensor) -> Tensor:
         """Normalised output -> env action, inside the bounds."""
@@ -189,12 +202,12 @@ class RecurrentPolicy(nn.Module):
         else:
             dt = np.full(n, self.time_input.nominal_dt)
         device = self.obs_mean.device
-        hx = None if state is None else _state_to_torch(state, device)
+        hx = None if state is None else state_to_torch(state, device)
         starts = None if episode_start is None else torch.as_tensor(np.asarray(episode_start).reshape(n), device=device).bool()
-        y, hx = self.step(torch.as_tensor(obs, device=device), torch.as_tensor(dt, dtype=torch.float32, device=device), hx, starts)
+        obs_t, dt_t = torch.as_tensor(obs, device=device), torch.as_tensor(dt, dtype=torch.float32, device=device)
+        y, hx = self.step_states(obs_t, dt_t, hx, starts)
         action = self.to_action(y).cpu().numpy()
-        new_state = tuple(s.cpu().numpy() for s in (hx if isinstance(hx, tuple) else (hx,)))
-        return (action[0] if single else action), new_state
+        return (action[0] if single else action), state_to_numpy(hx)
 
     # -- files ---------------------------------------------------------------------------------
     def policy_config(self) -> Dict[str, Any]:
@@ -207,15 +220,16 @@ class RecurrentPolicy(nn.Module):
         }
 
 
-def _state_to_torch(state, device) -> State:
-    if isinstance(state, (tuple, list)):
-        tensors = tuple(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device) for s in state)
-        return tensors if len(tensors) > 1 else tensors[0]
-    return torch.as_tensor(np.asarray(state), dtype=torch.float32, device=device)
+def state_to_torch(state: Any, device: Any = None) -> States:
+    """SB3's numpy state (a tuple or list of (n_envs, H) arrays; one bare array is taken as a
+    tuple of one) as the state tuple, float32."""
+    arrays = tuple(state) if isinstance(state, (tuple, list)) else (state,)  # a user's numpy input
+    return tuple(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device) for s in arrays)
 
 
-def state_to_numpy(state: State) -> Tuple[np.ndarray, ...]:
-    return tuple(s.detach().cpu().numpy() for s in (state if isinstance(state, tuple) else (state,)))
+def state_to_numpy(state: States) -> Tuple[np.ndarray, ...]:
+    """The state tuple as numpy arrays (SB3's ``predict`` state)."""
+    return tuple(s.detach().cpu().numpy() for s in state)
 
 
-__all__ = ["RecurrentPolicy", "TimeInput", "ActionMapping", "state_to_numpy", "map_state"]
+__all__ = ["RecurrentPolicy", "TimeInput", "ActionMapping", "state_to_numpy", "state_to_torch", "map_state"]
