@@ -11,10 +11,7 @@ import cfc_control
 PACKAGE = Path(cfc_control.__file__).parent
 MAX_LINES = 400
 # Modules over MAX_LINES, with why they are not split yet.
-LONG_MODULES = {
-    "cfc_control.runtime.runner": "runtime/ is being reworked in parallel (one core for the single-row and "
-                                  "batch paths, issue 16 item 2); it is split there",
-}
+LONG_MODULES: Dict[str, str] = {}
 # (module, imported module) -> why the import is inside a function.
 FUNCTION_IMPORTS = {
     ("cfc_control", "cfc_control.tasks.registry"): "registering the tasks is a side effect of importing the "

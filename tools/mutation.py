@@ -31,7 +31,7 @@ from typing import Dict, List, Sequence
 # the runner's fuzz and oracle tests (~5 s a mutant here), more than the rest together.
 GROUPS = {
     "core": [
-        "cfc_control.policies.policy.xǁTimeInputǁ*",                  # the Δt range
+        "cfc_control.policies.time_input.xǁTimeInputǁ*",              # the Δt range and conversion
         "cfc_control.policies.policy.xǁRecurrentPolicyǁmodel_time*",  # the Δt clamp (torch)
         "cfc_control.policies.policy.xǁRecurrentPolicyǁnormalize_obs*",
         "cfc_control.policies.policy.xǁRecurrentPolicyǁto_action*",   # the action mapping
@@ -50,6 +50,10 @@ GROUPS = {
     "runner-step": [                                                   # the runner's Δt clamps, checks
         "cfc_control.runtime.runner.xǁPolicyRunnerǁ_step_one*",
         "cfc_control.runtime.runner.xǁPolicyRunnerǁ_step_batch*",
+        "cfc_control.runtime.runner.xǁPolicyRunnerǁ_advance*",
+        "cfc_control.runtime.runner.xǁPolicyRunnerǁ_model_time*",
+        "cfc_control.runtime.inputs.x_row_time*",
+        "cfc_control.runtime.inputs.x_batch_times*",
     ],
 }
 CORE = [p for group in GROUPS.values() for p in group]

@@ -18,7 +18,13 @@ Shapes (B batch, T time, C input features, H state size, O output features):
   reset to the initial state *before* that step is computed, the way SB3 and rsl_rl reset
   recurrent policies at episode boundaries inside one rollout.
 * ``hx``: the state, a tensor (B, H) or a tuple of tensors (mixed memory, LSTM: (h, c)); 1-D
-  (H,) when the input is unbatched. ``None`` means the initial (zero) state.
+  (H,) when the input is unbatched. ``None`` means the initial (zero) state. This is the
+  reference library's (ncps's) convention, kept by ``forward``, ``step``, ``initial_state`` and
+  the cells so that a model equals ncps on its weights.
+* The *state tuple* (:data:`States`): the same tensors always as a tuple, (h,) or (h, c) (as
+  sb3-contrib keeps its states). What the policy, the runtime and training pass around; the
+  ``*_states`` methods (``initial_states``, ``run_states``, ``step_states``, ``cell_states``) take
+  and give it, and :func:`as_states` / :func:`from_states` convert at the one boundary.
 * ``y``: (B, T, O) (or (B, O) when ``return_sequences=False``).
 
 Subclasses implement:
@@ -38,29 +44,34 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-State = Union[Tensor, Tuple[Tensor, ...]]
+State = Union[Tensor, Tuple[Tensor, ...]]  # ncps's convention: a tensor, or (h, c)
+States = Tuple[Tensor, ...]  # the state tuple: (h,) or (h, c), whatever the model
 TimeLike = Union[None, float, int, Tensor]
 
 
+def as_states(state: State) -> States:
+    """ncps's convention (a tensor, or a tuple for mixed memory and the LSTM) as the state tuple:
+    the one place that tells the two apart."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def from_states(states: States) -> State:
+    """The state tuple in ncps's convention: one tensor bare, (h, c) as a tuple."""
+    return states[0] if len(states) == 1 else tuple(states)
+
+
 def map_state(state: State, fn) -> State:
-    """Apply ``fn`` to every tensor of a state (a tensor or a tuple of tensors)."""
-    if isinstance(state, tuple):
-        return tuple(fn(s) for s in state)
-    return fn(state)
+    """Apply ``fn`` to every tensor of a state (a tensor or a tuple of tensors), keeping its form."""
+    return from_states(tuple(fn(s) for s in as_states(state)))
 
 
 def reset_state(state: State, reset: Optional[Tensor], initial: State) -> State:
     """Rows of ``state`` where ``reset`` (B,) is true are replaced by the rows of ``initial``."""
     if reset is None:
         return state
-    keep = (~reset.bool()).to(_first(state).dtype).unsqueeze(-1)
-    if isinstance(state, tuple):
-        return tuple(s * keep + i * (1.0 - keep) for s, i in zip(state, initial))
-    return state * keep + initial * (1.0 - keep)
-
-
-def _first(state: State) -> Tensor:
-    return state[0] if isinstance(state, tuple) else state
+    states = as_states(state)
+    keep = (~reset.bool()).to(states[0].dtype).unsqueeze(-1)
+    return from_states(tuple(s * keep + i * (1.0 - keep) for s, i in zip(states, as_states(initial))))
 
 
 class RecurrentModel(nn.Module):
@@ -109,13 +120,10 @@ class RecurrentModel(nn.Module):
 
     def _check_state(self, hx: State, batch_size: int) -> State:
         ref = self.initial_state(1)
-        n_ref = len(ref) if isinstance(ref, tuple) else 1
-        n_got = len(hx) if isinstance(hx, tuple) else 1
-        if isinstance(ref, tuple) != isinstance(hx, tuple) or n_ref != n_got:
-            kind = f"a tuple of {n_ref} tensors" if isinstance(ref, tuple) else "a tensor"
+        refs, gots = as_states(ref), as_states(hx)
+        if (refs is ref) != (gots is hx) or len(refs) != len(gots):  # a tuple where a tensor is due, ...
+            kind = f"a tuple of {len(refs)} tensors" if refs is ref else "a tensor"
             raise ValueError(f"{type(self).__name__}: hx must be {kind} (B, H), got {_describe(hx)}")
-        refs = ref if isinstance(ref, tuple) else (ref,)
-        gots = hx if isinstance(hx, tuple) else (hx,)
         for r, g in zip(refs, gots):
             if g.dim() != 2 or g.shape[0] != batch_size or g.shape[1] != r.shape[1]:
                 raise ValueError(
@@ -227,6 +235,33 @@ class RecurrentModel(nn.Module):
         dt_t = step_dt(dt, batch, x.device, x.dtype)
         y, state = self.cell(self.input_map(x), state, dt_t)
         return self.output_map(y), state
+
+    # -- the state tuple (see the module docstring) ----------------------------------------------
+    def initial_states(
+        self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+    ) -> States:
+        """:meth:`initial_state` as the state tuple."""
+        return as_states(self.initial_state(batch_size, device, dtype))
+
+    def run_states(
+        self, x: Tensor, states: Optional[States] = None, timespans: TimeLike = None,
+        episode_starts: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, States]:
+        """:meth:`forward` with the state tuple in and out (None: the initial state)."""
+        y, state = self(x, None if states is None else from_states(states), timespans, episode_starts)
+        return y, as_states(state)
+
+    def step_states(
+        self, x: Tensor, states: Optional[States] = None, dt: TimeLike = 1.0, episode_start: Optional[Tensor] = None
+    ) -> Tuple[Tensor, States]:
+        """:meth:`step` with the state tuple in and out (None: the initial state)."""
+        y, state = self.step(x, None if states is None else from_states(states), dt, episode_start)
+        return y, as_states(state)
+
+    def cell_states(self, u_t: Tensor, states: States, dt: Tensor) -> Tuple[Tensor, States]:
+        """:meth:`cell` (no checks; what an export traces) with the state tuple in and out."""
+        y, state = self.cell(u_t, from_states(states), dt)
+        return y, as_states(state)
 
 
 def _unsqueeze_time(timespans: TimeLike, dim: int) -> TimeLike:

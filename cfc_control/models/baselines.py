@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State, map_state, reset_state
+from cfc_control.models.base import RecurrentModel, State, as_states, map_state, reset_state
 from cfc_control.models.lowering import StepDescription, add_projection, as_array
 
 _ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {
@@ -89,7 +89,7 @@ class _GatedRNN(RecurrentModel):
 
     def cell(self, u_t: Tensor, state: State, dt: Tensor) -> Tuple[Tensor, State]:
         state = self._torch_cell(_with_time(u_t, dt, self.time_input), state, *self._weights())
-        return (state[0] if isinstance(state, tuple) else state), state  # the output is h
+        return as_states(state)[0], state  # the output is h
 
     def output_map(self, y: Tensor) -> Tensor:
         return self.fc(y)

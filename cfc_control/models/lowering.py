@@ -2,8 +2,8 @@
 options, and its trained arrays in the order the step reads them, as float64 numpy arrays.
 
 Every model has ``step_description() -> StepDescription``; the C generator
-(:mod:`cfc_control.runtime.c_export`) and the LTC numpy kernel read this description, never the
-model's private attributes. The arrays are the model's own parameters, transformed only where the
+(:mod:`cfc_control.runtime.c_export`) and the numpy kernels (``runtime/numpy_*.py``) read this
+description, never the model's private attributes. The arrays are the model's own parameters, transformed only where the
 step itself would transform them identically every time (the wired CfC's mask applied, the LTC's
 positive parameters through softplus, the mixed-memory forget offset added to its bias), so that
 a kernel computes exactly ``model.step``.

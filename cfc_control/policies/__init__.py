@@ -3,7 +3,7 @@ policy directory every trainer writes and every runtime reads."""
 
 from cfc_control.policies.directory import load_policy, read_card, resolve_policy_dir, save_policy, write_card
 from cfc_control.policies.normalization import ObsNormalizer
-from cfc_control.policies.policy import ActionMapping, RecurrentPolicy, TimeInput, state_to_numpy
+from cfc_control.policies.policy import ActionMapping, RecurrentPolicy, TimeInput, state_to_numpy, state_to_torch
 from cfc_control.policies.spaces import check_spaces
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "resolve_policy_dir",
     "save_policy",
     "state_to_numpy",
+    "state_to_torch",
     "write_card",
 ]

@@ -17,58 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State, map_state
+from cfc_control.models.base import RecurrentModel, State, States, map_state
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.periods import TrainedPeriods, task_periods
+from cfc_control.policies.time_input import TimeInput
 
 # Largest magnitude an action bound may have: far beyond any actuator, and far enough from
 # float32's limit (3.4e38) that the runtime's float32 kernels cannot overflow computing with it.
 ACTION_BOUND_LIMIT = 1e30
-
-
-@dataclass
-class TimeInput:
-    """How elapsed time reaches the model: Δt (s) clamped to [dt_min, dt_max], over nominal_dt."""
-
-    nominal_dt: float
-    dt_min: float
-    dt_max: float
-    # The periods of the training distribution (None: not recorded; see policies.periods).
-    trained: Optional[TrainedPeriods] = None
-
-    def __post_init__(self) -> None:
-        values = (self.nominal_dt, self.dt_min, self.dt_max)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise ValueError(f"time input needs finite dt_min, nominal_dt, dt_max, got {values}")
-        if not (0 < self.dt_min <= self.nominal_dt <= self.dt_max):
-            raise ValueError(
-                f"time input needs 0 < dt_min <= nominal_dt <= dt_max, got "
-                f"{self.dt_min}, {self.nominal_dt}, {self.dt_max}"
-            )
-
-    @classmethod
-    def around(cls, nominal_dt: float, low: float = 0.25, high: float = 4.0) -> "TimeInput":
-        """The default accepted range: a quarter to four times the nominal period (Irregular
-        timing spans 0.5x-2x, and a lost packet doubles a period)."""
-        return cls(float(nominal_dt), low * float(nominal_dt), high * float(nominal_dt))
-
-    def to_config(self) -> Dict[str, Any]:
-        cfg = {"nominal_dt": self.nominal_dt, "dt_min": self.dt_min, "dt_max": self.dt_max,
-               "model_time": "dt / nominal_dt"}
-        if self.trained is not None:
-            cfg["trained"] = self.trained.to_config()
-        return cfg
-
-    @classmethod
-    def from_config(cls, cfg: Dict[str, Any]) -> "TimeInput":
-        trained = TrainedPeriods.from_config(cfg["trained"]) if cfg.get("trained") is not None else None
-        return cls(float(cfg["nominal_dt"]), float(cfg["dt_min"]), float(cfg["dt_max"]), trained)
 
 
 @dataclass
@@ -170,28 +130,41 @@ class RecurrentPolicy(nn.Module):
         return self.time_input.trained or task_periods(self.task, self.time_input.nominal_dt)
 
     def initial_state(self, batch_size: int) -> State:
+        """The initial state in the model's (ncps's) convention: a tensor, or (h, c)."""
         return self.model.initial_state(batch_size, self.obs_mean.device, self.obs_mean.dtype)
+
+    def initial_states(self, batch_size: int) -> States:
+        """The initial state tuple ((h,) or (h, c), (batch_size, H) each)."""
+        return self.model.initial_states(batch_size, self.obs_mean.device, self.obs_mean.dtype)
 
     # -- torch path (training, exports) -------------------------------------------------------
     def normalize_obs(self, obs: Tensor) -> Tensor:
         return ((obs - self.obs_mean) / self.obs_std).clamp(-self.obs_clip, self.obs_clip)
 
     def model_time(self, dt_seconds: Tensor) -> Tensor:
-        t = self.time_input
-        return dt_seconds.clamp(t.dt_min, t.dt_max) / t.nominal_dt
+        """Δt (seconds) -> the model time (:meth:`TimeInput.model_time`)."""
+        return self.time_input.model_time(dt_seconds)
 
     def forward(
         self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_starts: Optional[Tensor] = None
     ) -> Tuple[Tensor, State]:
         """Sequences: ``obs`` (B, T, n_obs) raw, ``dt`` (B, T) seconds, ``episode_starts`` (B, T)
-        bool. Returns the normalised action (B, T, n_act), unclipped (for losses), and the state."""
+        bool. Returns the normalised action (B, T, n_act), unclipped (for losses), and the state
+        (the model's convention; :meth:`step_states` for the state tuple)."""
         return self.model(self.normalize_obs(obs), hx, self.model_time(dt), episode_starts)
 
     def step(
         self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_start: Optional[Tensor] = None
     ) -> Tuple[Tensor, State]:
-        """One step: ``obs`` (B, n_obs), ``dt`` (B,) seconds. Returns normalised action (B, n_act)."""
+        """One step: ``obs`` (B, n_obs), ``dt`` (B,) seconds. Returns normalised action (B, n_act)
+        and the state (the model's convention; :meth:`step_states` for the state tuple)."""
         return self.model.step(self.normalize_obs(obs), hx, self.model_time(dt), episode_start)
+
+    def step_states(
+        self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_start: Optional[Tensor] = None
+    ) -> Tuple[Tensor, States]:
+        """:meth:`step` with the state tuple in and out (None: the initial state)."""
+        return self.model.step_states(self.normalize_obs(obs), hx, self.model_time(dt), episode_start)
 
     def to_action(self, y: Tensor) -> Tensor:
         """Normalised output -> env action, inside the bounds."""
@@ -225,17 +198,16 @@ class RecurrentPolicy(nn.Module):
             )
         n = obs.shape[0]
         if obs.shape[1] == self.n_obs + 1:
-            dt = obs[:, -1].astype(np.float64) * self.time_input.nominal_dt
-            obs = obs[:, :-1]
+            obs, dt = self.time_input.split_dt_channel(obs)
         else:
             dt = np.full(n, self.time_input.nominal_dt)
         device = self.obs_mean.device
-        hx = None if state is None else _state_to_torch(state, device)
+        hx = None if state is None else state_to_torch(state, device)
         starts = None if episode_start is None else torch.as_tensor(np.asarray(episode_start).reshape(n), device=device).bool()
-        y, hx = self.step(torch.as_tensor(obs, device=device), torch.as_tensor(dt, dtype=torch.float32, device=device), hx, starts)
+        obs_t, dt_t = torch.as_tensor(obs, device=device), torch.as_tensor(dt, dtype=torch.float32, device=device)
+        y, hx = self.step_states(obs_t, dt_t, hx, starts)
         action = self.to_action(y).cpu().numpy()
-        new_state = tuple(s.cpu().numpy() for s in (hx if isinstance(hx, tuple) else (hx,)))
-        return (action[0] if single else action), new_state
+        return (action[0] if single else action), state_to_numpy(hx)
 
     # -- files ---------------------------------------------------------------------------------
     def policy_config(self) -> Dict[str, Any]:
@@ -248,15 +220,16 @@ class RecurrentPolicy(nn.Module):
         }
 
 
-def _state_to_torch(state, device) -> State:
-    if isinstance(state, (tuple, list)):
-        tensors = tuple(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device) for s in state)
-        return tensors if len(tensors) > 1 else tensors[0]
-    return torch.as_tensor(np.asarray(state), dtype=torch.float32, device=device)
+def state_to_torch(state: Any, device: Any = None) -> States:
+    """SB3's numpy state (a tuple or list of (n_envs, H) arrays; one bare array is taken as a
+    tuple of one) as the state tuple, float32."""
+    arrays = tuple(state) if isinstance(state, (tuple, list)) else (state,)  # a user's numpy input
+    return tuple(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device) for s in arrays)
 
 
-def state_to_numpy(state: State) -> Tuple[np.ndarray, ...]:
-    return tuple(s.detach().cpu().numpy() for s in (state if isinstance(state, tuple) else (state,)))
+def state_to_numpy(state: States) -> Tuple[np.ndarray, ...]:
+    """The state tuple as numpy arrays (SB3's ``predict`` state)."""
+    return tuple(s.detach().cpu().numpy() for s in state)
 
 
-__all__ = ["RecurrentPolicy", "TimeInput", "ActionMapping", "state_to_numpy", "map_state"]
+__all__ = ["RecurrentPolicy", "TimeInput", "ActionMapping", "state_to_numpy", "state_to_torch", "map_state"]

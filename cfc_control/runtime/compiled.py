@@ -27,14 +27,15 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Tuple
 
-import torch
-
+from cfc_control.models.lowering import StepDescription
 from cfc_control.policies.policy import RecurrentPolicy
 from cfc_control.runtime import numpy_baselines, numpy_cfc, numpy_ltc
 from cfc_control.runtime.kernel_contract import (DTYPES, Folds, Kernel, Time, TorchKernel, as_numpy,
                                                  clip_ufunc)
 
-Builder = Callable[[RecurrentPolicy, Folds], Optional[Callable[[int], Kernel]]]
+# A numpy kernel's builder reads the model's step description (models/lowering.py), never the
+# model itself; None: not a kind it runs.
+Builder = Callable[[StepDescription, Folds], Optional[Callable[[int], Kernel]]]
 
 
 BUILDERS: List[Builder] = [numpy_cfc.program_for, numpy_baselines.program_for, numpy_ltc.program_for]
@@ -53,11 +54,12 @@ def compile_policy(policy: RecurrentPolicy, backend: str = "auto", dtype: str = 
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if backend != "torch":
         folds = Folds.from_policy(policy, DTYPES[dtype])
-        with torch.no_grad():
-            for build in BUILDERS:
-                program = build(policy, folds)
-                if program is not None:
-                    return program, "numpy"
+        describe = getattr(policy.model, "step_description", None)
+        desc = describe() if describe is not None else None
+        for build in BUILDERS if desc is not None else ():
+            program = build(desc, folds)
+            if program is not None:
+                return program, "numpy"
         if backend == "numpy":
             config = repr(policy.model.model_config())[:200]
             raise ValueError(f"no numpy kernel for {type(policy.model).__name__} {config}; "

@@ -47,8 +47,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def state_names(policy: RecurrentPolicy) -> List[str]:
     """The state tensors' names, in the model's order: [], ["h"] or ["h", "c"]."""
-    init = policy.initial_state(1)
-    states = init if isinstance(init, tuple) else (init,)
+    states = policy.initial_states(1)
     if all(s.shape[1] == 0 for s in states):
         return []
     return ["h", "c"][: len(states)]
@@ -67,18 +66,14 @@ class PolicyStep(nn.Module):
         p = self.policy
         z = p.normalize_obs(obs)
         t = p.model_time(dt)
-        if len(self.names) == 2:
-            state: Any = (h, c)
-        elif len(self.names) == 1:
-            state = h
-        else:
-            state = h  # the MLP passes its (unused) state through
-        y, new = p.model.cell(p.model.input_map(z), state, t)
+        # The MLP passes its (unused) state through: its state tuple is (h,) of width 0.
+        state = (h, c) if len(self.names) == 2 else (h,)
+        y, new = p.model.cell_states(p.model.input_map(z), state, t)
         action = p.to_action(p.model.output_map(y))
         if len(self.names) == 2:
             return action, new[0], new[1]
         if len(self.names) == 1:
-            return action, new, c
+            return action, new[0], c
         return action, h, c
 
 
@@ -173,8 +168,7 @@ class StatefulPolicy(nn.Module):
 
 
 def _example(policy: RecurrentPolicy, batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    init = policy.initial_state(batch)
-    states = init if isinstance(init, tuple) else (init,)
+    states = policy.initial_states(batch)
     h = states[0]
     c = states[1] if len(states) > 1 else torch.zeros(batch, 0)
     obs = torch.randn(batch, policy.n_obs)

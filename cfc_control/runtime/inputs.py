@@ -5,7 +5,7 @@ argument, what was expected and what came."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -107,4 +107,64 @@ def bad_dt_rows(dt: np.ndarray) -> Optional[Tuple[np.ndarray, str]]:
     return bad, f"dt must be finite and > 0 s, got {dt[rows].tolist()[:8]} at rows {rows.tolist()[:8]}"
 
 
-__all__ = ["coerce_obs", "all_finite", "nonfinite_report", "coerce_times", "scalar_time", "bad_dt_rows"]
+def row_time(dt: Any, timestamp: Any, last_ts: float, nominal_dt: float) -> Tuple[float, float, Optional[str]]:
+    """One row's ``(Δt seconds, timestamp (NaN: none), what is wrong or None)`` from a step's
+    ``dt`` or ``timestamp`` (or neither: the nominal period), given the row's last timestamp
+    ``last_ts`` (NaN: none; the first timestamped step then takes the nominal period)."""
+    ts = math.nan
+    if timestamp is not None:
+        ts = scalar_time(timestamp, "timestamp")
+        if not math.isfinite(ts):
+            return nominal_dt, ts, f"timestamp must be finite, got {ts}"
+        if math.isnan(last_ts):  # the first timestamped step since a reset
+            return nominal_dt, ts, None
+        d = ts - last_ts
+        if not d > 0:
+            return d, ts, f"timestamp {ts!r} does not advance past the previous {last_ts!r} (Δt = {d!r} s)"
+        return d, ts, None
+    if dt is None:
+        return nominal_dt, ts, None
+    d = scalar_time(dt, "dt")
+    if not (math.isfinite(d) and d > 0):
+        return d, ts, f"dt must be finite and > 0 s, got {d!r}"
+    return d, ts, None
+
+
+def batch_times(dt: Any, timestamp: Any, last_ts: np.ndarray, nominal_dt: float, out: np.ndarray
+                ) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    """The batch form of :func:`row_time`: Δt seconds written into ``out`` (B,), and
+    ``(timestamps (NaN: none), bad rows (bool (B,)), what is wrong)``."""
+    B = out.shape[0]
+    bad = np.zeros(B, dtype=bool)
+    messages: List[str] = []
+    if timestamp is not None:
+        ts = coerce_times(timestamp, "timestamp", B)
+        known = ~np.isnan(last_ts)
+        np.subtract(ts, last_ts, out=out)
+        out[~known] = nominal_dt
+        nonfinite = ~np.isfinite(ts)
+        stuck = known & ~nonfinite & ~(out > 0)
+        if nonfinite.any():
+            bad |= nonfinite
+            messages.append(f"timestamp must be finite, got {ts[nonfinite].tolist()[:8]} "
+                            f"at rows {np.flatnonzero(nonfinite).tolist()[:8]}")
+        if stuck.any():
+            r = np.flatnonzero(stuck)
+            bad |= stuck
+            messages.append(f"timestamp does not advance at rows {r.tolist()[:8]}: previous "
+                            f"{last_ts[r].tolist()[:8]}, got {ts[r].tolist()[:8]}")
+        return ts, bad, messages
+    ts = np.full(B, np.nan)
+    if dt is None:
+        out[:] = nominal_dt
+    else:
+        out[:] = coerce_times(dt, "dt", B)
+        found = bad_dt_rows(out)
+        if found is not None:
+            bad |= found[0]
+            messages.append(found[1])
+    return ts, bad, messages
+
+
+__all__ = ["coerce_obs", "all_finite", "nonfinite_report", "coerce_times", "scalar_time", "bad_dt_rows", "row_time",
+           "batch_times"]

@@ -159,9 +159,8 @@ class TorchKernel(Kernel):
         self.policy = policy.eval()
         self.n_obs, self.n_act = policy.n_obs, policy.n_act
         with torch.inference_mode():
-            init = policy.initial_state(batch_size)
-        shapes = [s.shape[1] for s in (init if isinstance(init, tuple) else (init,))]
-        self._tuple = isinstance(init, tuple)
+            init = policy.initial_states(batch_size)
+        shapes = [s.shape[1] for s in init]
         self._states = [tuple(np.zeros((batch_size, h)) for h in shapes) for _ in range(2)]
         self._t = np.zeros((batch_size, 1), dtype=np.float32)
         self._out = np.zeros((batch_size, self.n_act))
@@ -174,9 +173,9 @@ class TorchKernel(Kernel):
         hx = tuple(torch.as_tensor(s, dtype=torch.float32) for s in hx_np)
         with torch.inference_mode():
             p = self.policy
-            y, new = p.model.step(p.normalize_obs(x), hx if self._tuple else hx[0], torch.from_numpy(self._t))
+            y, new = p.model.step_states(p.normalize_obs(x), hx, torch.from_numpy(self._t))
             action = p.to_action(y)
-        for dst, src in zip(self.pending, new if isinstance(new, tuple) else (new,)):
+        for dst, src in zip(self.pending, new):
             dst[...] = src.numpy()
         self._out[...] = action.numpy()
         return self._out[0] if b == 1 else self._out

@@ -19,25 +19,23 @@ from typing import Callable, List, Optional
 
 import numpy as np
 from scipy.special import expit
-from torch import nn
 
-from cfc_control.models.baselines import GRU, LSTM, MLP
-from cfc_control.policies.policy import RecurrentPolicy
-from cfc_control.runtime.kernel_contract import Folds, Kernel, Time, as_numpy
+from cfc_control.models.lowering import StepDescription
+from cfc_control.runtime.kernel_contract import Folds, Kernel, Time
 from cfc_control.runtime.ops import ACTIVATIONS, Op, action_ops, row_view, run, with_bias_row
 
 
 class BaselineKernel(Kernel):
-    """Shared buffers and step of the baseline kernels; subclasses add their ops."""
+    """Shared buffers and step of the baseline kernels (read from the model's step description,
+    kind "lstm", "gru" or "mlp"); subclasses add their ops."""
 
-    def __init__(self, policy: RecurrentPolicy, folds: Folds, batch_size: int, state_size: int) -> None:
+    def __init__(self, desc: StepDescription, folds: Folds, batch_size: int, state_size: int) -> None:
         super().__init__(batch_size)
-        model = policy.model
         self.folds = folds
-        self.n_obs, self.n_act = model.input_size, model.output_size
+        self.n_obs, self.n_act = desc.n_in, desc.n_out
         self.H = state_size
         n = self.n_obs
-        self.time_input = bool(model.time_input)
+        self.time_input = bool(desc.options["time_input"])
         self.h_col = n + int(self.time_input)
         self.width = self.h_col + state_size + 1
         B = batch_size
@@ -66,9 +64,10 @@ class BaselineKernel(Kernel):
         full[:, -1] = b
         return np.ascontiguousarray(full.T)
 
-    def output_ops(self, s: int, fc: nn.Linear) -> List[Op]:
+    def output_ops(self, s: int, desc: StepDescription) -> List[Op]:
+        """The output Linear (``fc.w``, ``fc.b``) on [h', 1], the action mapping folded in."""
         f = self.folds
-        w, b = f.fold_output(as_numpy(fc.weight), as_numpy(fc.bias))
+        w, b = f.fold_output(desc.array("fc.w"), desc.array("fc.b"))
         source = row_view(self._x[1 - s][:, self.h_col :], self.batch_size)  # [h', 1]
         return action_ops(source, self.y, f.act_lo, f.act_hi, f.cast(with_bias_row(w, b)), None, None, None)
 
@@ -82,13 +81,11 @@ class BaselineKernel(Kernel):
 
 
 class LSTMKernel(BaselineKernel):
-    def __init__(self, policy: RecurrentPolicy, folds: Folds, batch_size: int) -> None:
-        model: LSTM = policy.model  # type: ignore[assignment]
-        H = model.units
-        super().__init__(policy, folds, batch_size, H)
-        rnn = model.rnn
-        wt = folds.cast(self.input_matrix(as_numpy(rnn.weight_ih_l0), as_numpy(rnn.weight_hh_l0),
-                                          as_numpy(rnn.bias_ih_l0) + as_numpy(rnn.bias_hh_l0)))
+    def __init__(self, desc: StepDescription, folds: Folds, batch_size: int) -> None:
+        H = desc.state_sizes[0]
+        super().__init__(desc, folds, batch_size, H)
+        wt = folds.cast(self.input_matrix(desc.array("w_ih"), desc.array("w_hh"),
+                                          desc.array("b_ih") + desc.array("b_hh")))
         B, v = batch_size, (lambda a: row_view(a, batch_size))
         self._c = [np.zeros((B, H), self.dtype) for _ in range(2)]
         self._states = [(self._states[s][0], self._c[s]) for s in (0, 1)]
@@ -107,17 +104,15 @@ class LSTMKernel(BaselineKernel):
                 partial(np.add, v(c_new), v(i), v(c_new)),
                 partial(np.tanh, v(c_new), v(h_new)),
                 partial(np.multiply, v(h_new), v(o), v(h_new)),
-            ] + self.output_ops(s, model.fc)
+            ] + self.output_ops(s, desc)
 
 
 class GRUKernel(BaselineKernel):
-    def __init__(self, policy: RecurrentPolicy, folds: Folds, batch_size: int) -> None:
-        model: GRU = policy.model  # type: ignore[assignment]
-        H = model.units
-        super().__init__(policy, folds, batch_size, H)
-        rnn = model.rnn
-        w_ih, w_hh = as_numpy(rnn.weight_ih_l0), as_numpy(rnn.weight_hh_l0)
-        b_ih, b_hh = as_numpy(rnn.bias_ih_l0), as_numpy(rnn.bias_hh_l0)
+    def __init__(self, desc: StepDescription, folds: Folds, batch_size: int) -> None:
+        H = desc.state_sizes[0]
+        super().__init__(desc, folds, batch_size, H)
+        w_ih, w_hh = desc.array("w_ih"), desc.array("w_hh")
+        b_ih, b_hh = desc.array("b_ih"), desc.array("b_hh")
         rz = slice(0, 2 * H)
         wt = np.concatenate([
             self.input_matrix(w_ih[rz], w_hh[rz], b_ih[rz] + b_hh[rz]),
@@ -140,23 +135,25 @@ class GRUKernel(BaselineKernel):
                 partial(np.subtract, v(h_old), v(n_in), v(n_rec)),
                 partial(np.multiply, v(n_rec), v(z), v(n_rec)),
                 partial(np.add, v(n_in), v(n_rec), v(h_new)),
-            ] + self.output_ops(s, model.fc)
+            ] + self.output_ops(s, desc)
 
 
 class MLPKernel(BaselineKernel):
-    def __init__(self, policy: RecurrentPolicy, folds: Folds, batch_size: int) -> None:
-        model: MLP = policy.model  # type: ignore[assignment]
-        super().__init__(policy, folds, batch_size, 0)
-        act = ACTIVATIONS[model.activation]
-        linears = [m for m in model.net if isinstance(m, nn.Linear)]
+    def __init__(self, desc: StepDescription, folds: Folds, batch_size: int) -> None:
+        super().__init__(desc, folds, batch_size, 0)
+        act = ACTIVATIONS[desc.options["activation"]]
+        count = 0
+        while desc.has(f"layer{count}.w"):
+            count += 1
+        linears = [(desc.array(f"layer{k}.w"), desc.array(f"layer{k}.b")) for k in range(count)]
         hidden, last = linears[:-1], linears[-1]
         B, v = batch_size, (lambda a: row_view(a, batch_size))
         wts = [
-            self.input_matrix(as_numpy(m.weight), None, as_numpy(m.bias)) * act.pre if i == 0
-            else with_bias_row(as_numpy(m.weight) * act.post * act.pre, as_numpy(m.bias) * act.pre)
-            for i, m in enumerate(hidden)
+            self.input_matrix(w, None, b) * act.pre if i == 0
+            else with_bias_row(w * act.post * act.pre, b * act.pre)
+            for i, (w, b) in enumerate(hidden)
         ]
-        w_out, b_out = folds.fold_output(as_numpy(last.weight) * (act.post if hidden else 1.0), as_numpy(last.bias))
+        w_out, b_out = folds.fold_output(last[0] * (act.post if hidden else 1.0), last[1])
         out_wt = with_bias_row(w_out, b_out) if hidden else self.input_matrix(w_out, None, b_out)
         wts, out_wt = [folds.cast(w) for w in wts], folds.cast(out_wt)
         acts = [np.ones((B, w.shape[1] + 1), self.dtype) for w in wts]
@@ -174,15 +171,14 @@ class MLPKernel(BaselineKernel):
             self._ops[s] = ops
 
 
-def program_for(policy: RecurrentPolicy, folds: Folds) -> Optional[Callable[[int], Kernel]]:
-    """A kernel builder for an LSTM, GRU or MLP policy (MLP: not with elu), else None."""
-    model = policy.model
-    if isinstance(model, LSTM):
-        return lambda b: LSTMKernel(policy, folds, b)
-    if isinstance(model, GRU):
-        return lambda b: GRUKernel(policy, folds, b)
-    if isinstance(model, MLP) and model.activation in ACTIVATIONS:
-        return lambda b: MLPKernel(policy, folds, b)
+def program_for(desc: StepDescription, folds: Folds) -> Optional[Callable[[int], Kernel]]:
+    """A kernel builder for an LSTM, GRU or MLP step description (MLP: not with elu), else None."""
+    if desc.kind == "lstm":
+        return lambda b: LSTMKernel(desc, folds, b)
+    if desc.kind == "gru":
+        return lambda b: GRUKernel(desc, folds, b)
+    if desc.kind == "mlp" and desc.options["activation"] in ACTIVATIONS:
+        return lambda b: MLPKernel(desc, folds, b)
     return None
 
 

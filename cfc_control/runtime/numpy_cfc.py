@@ -26,11 +26,9 @@ from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
-from torch import nn
 
-from cfc_control.models.cfc import CfC
-from cfc_control.policies.policy import RecurrentPolicy
-from cfc_control.runtime.kernel_contract import Folds, Kernel, Time, as_numpy
+from cfc_control.models.lowering import StepDescription
+from cfc_control.runtime.kernel_contract import Folds, Kernel, Time
 from cfc_control.runtime.ops import (
     ACTIVATIONS,
     Op,
@@ -45,33 +43,32 @@ from cfc_control.runtime.ops import (
 
 
 class CfCProgram:
-    """The weights of a CfC policy rearranged for :class:`CfCKernel` (shared by every kernel
-    built from it). ``program(batch_size)`` builds a kernel."""
+    """The weights of a CfC policy (its model's step description, kind "cfc" or "wired_cfc")
+    rearranged for :class:`CfCKernel` (shared by every kernel built from it).
+    ``program(batch_size)`` builds a kernel."""
 
-    def __init__(self, policy: RecurrentPolicy, folds: Folds) -> None:
-        model: CfC = policy.model  # type: ignore[assignment]
+    def __init__(self, desc: StepDescription, folds: Folds) -> None:
         self.folds = folds
-        self.mode = model.mode
-        self.n_obs, self.n_act = model.input_size, model.output_size
-        n, H = self.n_obs, model.state_size
+        self.mode = desc.options["mode"]
+        self.n_obs, self.n_act = desc.n_in, desc.n_out
+        n, H = self.n_obs, desc.state_sizes[0]
         self.H = H
-        self.E = H if model.mixed_memory else 0  # the h~ slot
+        self.E = H if desc.mixed_memory else 0  # the h~ slot
         self.h_col = n + self.E
         self.width = n + self.E + H + 1
-        h_in = n if model.mixed_memory else self.h_col  # where the CfC reads its state from
+        h_in = n if desc.mixed_memory else self.h_col  # where the CfC reads its state from
 
         self.lstm_wt: Optional[np.ndarray] = None
-        if model.lstm is not None:
-            lstm = model.lstm
-            w_x, b = folds.fold_input(as_numpy(lstm.weight_ih), as_numpy(lstm.bias_ih) + as_numpy(lstm.forget_offset))
-            self.lstm_wt = self._over_x(w_x, [(self.h_col, as_numpy(lstm.weight_hh))], b)
+        if desc.mixed_memory:
+            w_x, b = folds.fold_input(desc.array("lstm.w_ih"), desc.array("lstm.b"))
+            self.lstm_wt = self._over_x(w_x, [(self.h_col, desc.array("lstm.w_hh"))], b)
 
-        self.wired = model.wiring is not None
+        self.wired = desc.kind == "wired_cfc"
         if self.wired:
-            self._build_wired(model, h_in)
+            self._build_wired(desc, h_in)
         else:
-            self._build_unwired(model, h_in)
-        self._build_output(model)
+            self._build_unwired(desc, h_in)
+        self._build_output(desc)
         self._halve_gates()
         self._cast()
 
@@ -90,43 +87,43 @@ class CfCProgram:
         full[:, -1] = bias
         return np.ascontiguousarray((full * row_scale).T)
 
-    def _build_unwired(self, model: CfC, h_in: int) -> None:
-        cell = model.rnn_cell
-        if cell.activation not in ACTIVATIONS:
-            raise ValueError(f"no numpy kernel for activation {cell.activation!r}")
-        act = ACTIVATIONS[cell.activation]
+    def _build_unwired(self, desc: StepDescription, h_in: int) -> None:
+        activation = desc.options["activation"]
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"no numpy kernel for activation {activation!r}")
+        act = ACTIVATIONS[activation]
         self.act = act
-        layers = cell.backbone_layers
-        w_x, b = self.folds.fold_input(as_numpy(cell.in_proj.weight), as_numpy(cell.in_proj.bias))
+        layers = int(desc.options["backbone_layers"])
+        w_x, b = self.folds.fold_input(desc.array("in_w"), desc.array("in_b"))
         # Without a backbone the first map is the heads themselves (no activation).
-        self.first_wt = self._over_x(w_x, [(h_in, as_numpy(cell.rec_proj.weight))], b, act.pre if layers > 0 else 1.0)
+        self.first_wt = self._over_x(w_x, [(h_in, desc.array("rec_w"))], b, act.pre if layers > 0 else 1.0)
         self.first_width = self.first_wt.shape[1]
         self.hidden_wts: List[np.ndarray] = []
-        for module in cell.backbone:
-            if isinstance(module, nn.Linear):
-                w, bb = as_numpy(module.weight), as_numpy(module.bias)
-                self.hidden_wts.append(with_bias_row(w * act.post * act.pre, bb * act.pre))
+        k = 0
+        while desc.has(f"backbone{k}.w"):
+            w, bb = desc.array(f"backbone{k}.w"), desc.array(f"backbone{k}.b")
+            self.hidden_wts.append(with_bias_row(w * act.post * act.pre, bb * act.pre))
+            k += 1
         self.heads_wt = None
-        if cell.heads is not None:
-            self.heads_wt = with_bias_row(as_numpy(cell.heads.weight) * act.post, as_numpy(cell.heads.bias))
+        if desc.has("heads.w"):
+            self.heads_wt = with_bias_row(desc.array("heads.w") * act.post, desc.array("heads.b"))
         self.head_width = (1 if self.mode == "pure" else 4) * self.H
-        self.w_tau = as_numpy(cell.w_tau) if cell.w_tau is not None else None
-        self.A = as_numpy(cell.A) if cell.A is not None else None
+        self.w_tau = desc.array("w_tau") if desc.has("w_tau") else None
+        self.A = desc.array("A") if desc.has("A") else None
         self.motor = (0, self.H)  # the output: the whole state
 
-    def _build_wired(self, model: CfC, h_in: int) -> None:
-        cell = model.rnn_cell
+    def _build_wired(self, desc: StepDescription, h_in: int) -> None:
         k = 1 if self.mode == "pure" else 4
-        self.layer_sizes = list(cell.layer_sizes)
+        self.layer_sizes = [int(n) for n in desc.options["layer_sizes"]]
         self.offsets = list(np.cumsum([0] + self.layer_sizes[:-1]))
         blocks, biases, self.ff_wts, self.layer_params = [], [], [], []
         w_x = None
-        for i, layer in enumerate(cell.layers):
+        for i in range(len(self.layer_sizes)):
             n_i, off = self.layer_sizes[i], self.offsets[i]
-            w_in = as_numpy(layer.masked_w_in())
-            bias = as_numpy(layer.bias)
+            w_in = desc.array(f"layer{i}.w_in")
+            bias = desc.array(f"layer{i}.bias")
             rec = np.zeros((k * n_i, self.H))
-            rec[:, off : off + n_i] = as_numpy(layer.w_rec)
+            rec[:, off : off + n_i] = desc.array(f"layer{i}.w_rec")
             blocks.append(rec)
             if i == 0:
                 w_x, bias = self.folds.fold_input(w_in, bias)
@@ -134,7 +131,7 @@ class CfCProgram:
                 self.ff_wts.append(np.ascontiguousarray(w_in.T))
             biases.append(bias)
             self.layer_params.append(
-                (as_numpy(layer.w_tau), as_numpy(layer.A)) if self.mode == "pure" else (None, None)
+                (desc.array(f"layer{i}.w_tau"), desc.array(f"layer{i}.A")) if self.mode == "pure" else (None, None)
             )
         rows = sum(k * n for n in self.layer_sizes)
         full_x = np.zeros((rows, self.n_obs))
@@ -142,14 +139,14 @@ class CfCProgram:
         self.block_wt = self._over_x(full_x, [(h_in, np.concatenate(blocks, 0))], np.concatenate(biases))
         self.head_offsets = list(np.cumsum([0] + [k * n for n in self.layer_sizes[:-1]]))
         last = self.offsets[-1]
-        self.motor = (last, last + cell.output_size)
+        self.motor = (last, last + int(desc.options["motor_size"]))
 
-    def _build_output(self, model: CfC) -> None:
+    def _build_output(self, desc: StepDescription) -> None:
         f = self.folds
         self.out_wt: Optional[np.ndarray] = None
         self.out_bias: Optional[np.ndarray] = None
-        if model.fc is not None:
-            w, b = f.fold_output(as_numpy(model.fc.weight), as_numpy(model.fc.bias))
+        if desc.has("fc.w"):
+            w, b = f.fold_output(desc.array("fc.w"), desc.array("fc.b"))
             if self.motor[1] == self.H:  # the motor neurons end the state: read [motor, 1]
                 self.out_wt = with_bias_row(w, b)
             else:
@@ -285,11 +282,11 @@ class CfCKernel(Kernel):
         return self.y
 
 
-def program_for(policy: RecurrentPolicy, folds: Folds) -> Optional[Callable[[int], Kernel]]:
-    """A :class:`CfCProgram` when the policy's model is a CfC, else None."""
-    if not isinstance(policy.model, CfC):
+def program_for(desc: StepDescription, folds: Folds) -> Optional[Callable[[int], Kernel]]:
+    """A :class:`CfCProgram` for a CfC's step description (unwired or wired), else None."""
+    if desc.kind not in ("cfc", "wired_cfc"):
         return None
-    return CfCProgram(policy, folds)
+    return CfCProgram(desc, folds)
 
 
 __all__ = ["CfCProgram", "CfCKernel", "program_for"]

@@ -13,16 +13,14 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.special import expit
 
-from cfc_control.models.ltc import LTC
-from cfc_control.policies.policy import RecurrentPolicy
+from cfc_control.models.lowering import StepDescription
 from cfc_control.runtime.kernel_contract import Folds, Kernel, Time, clip_ufunc
 
 
 class LTCProgram:
     """The description's arrays in the kernel's dtype; ``program(B)`` builds an :class:`LTCKernel`."""
 
-    def __init__(self, policy: RecurrentPolicy, folds: Folds) -> None:
-        desc = policy.model.step_description()
+    def __init__(self, desc: StepDescription, folds: Folds) -> None:
         self.folds = folds
         self.dtype = folds.dtype
         self.a = {name: folds.cast(value) for name, value in desc.arrays.items()}
@@ -81,11 +79,11 @@ class LTCKernel(Kernel):
         return action[0] if B == 1 else action
 
 
-def program_for(policy: RecurrentPolicy, folds: Folds) -> Optional[Callable[[int], Kernel]]:
-    """An :class:`LTCProgram` when the policy's model is an LTC, else None."""
-    if not isinstance(policy.model, LTC):
+def program_for(desc: StepDescription, folds: Folds) -> Optional[Callable[[int], Kernel]]:
+    """An :class:`LTCProgram` for an LTC's step description, else None."""
+    if desc.kind != "ltc":
         return None
-    return LTCProgram(policy, folds)
+    return LTCProgram(desc, folds)
 
 
 __all__ = ["LTCProgram", "LTCKernel", "program_for"]

@@ -28,11 +28,10 @@ A runner is not thread-safe; use one per thread (:meth:`PolicyRunner.spawn` shar
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from dataclasses import replace
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from gymnasium import spaces
@@ -40,49 +39,12 @@ from gymnasium import spaces
 from cfc_control.policies.directory import load_policy
 from cfc_control.policies.policy import RecurrentPolicy
 from cfc_control.runtime.backend import choose_program
-from cfc_control.runtime.kernel_contract import Kernel, clip_ufunc
 from cfc_control.runtime.errors import BadInputError, DtClampWarning, NonFiniteOutputError
-from cfc_control.runtime.inputs import (
-    all_finite,
-    bad_dt_rows,
-    coerce_obs,
-    coerce_times,
-    nonfinite_report,
-    scalar_time,
-)
+from cfc_control.runtime.inputs import all_finite, batch_times, coerce_obs, nonfinite_report, row_time
+from cfc_control.runtime.kernel_contract import Kernel, Time, clip_ufunc
+from cfc_control.runtime.runner_state import RunnerState, RunnerStats, checked_snapshot, row_selection
 
 BAD_INPUT_MODES = ("raise", "hold")
-# Largest magnitude set_state accepts in a model state: far beyond what a trained model's state
-# reaches, and far from float32 overflow (1e300 would become inf in a float32 kernel).
-STATE_LIMIT = 1e9
-
-
-@dataclass
-class RunnerStats:
-    """Counters since the runner was made (rows, for a batch)."""
-
-    steps: int = 0  # step() calls that returned an action
-    rows_stepped: int = 0  # rows whose state advanced
-    clamped_low: int = 0  # Δt below dt_min, raised to it
-    clamped_high: int = 0  # Δt above dt_max, lowered to it
-    bad_input: int = 0  # rows refused for bad input
-    non_finite_output: int = 0  # rows refused because the model gave NaN/inf
-    held: int = 0  # rows answered with their held action (on_bad_input="hold")
-    resets: int = 0  # reset() calls
-
-    def as_dict(self) -> Dict[str, int]:
-        return asdict(self)
-
-
-@dataclass
-class RunnerState:
-    """A snapshot of a runner: the model state (one (B, H_k) array per state tensor, the torch
-    model's layout), each row's last timestamp (NaN: none) and last good action (B, n_act)."""
-
-    model_state: Tuple[np.ndarray, ...]
-    last_timestamp: np.ndarray
-    last_action: np.ndarray
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 class PolicyRunner:
@@ -121,9 +83,8 @@ class PolicyRunner:
         self.backend = self._program[1]
         self._kernel = self._program[0](self.batch_size)
         self.n_obs, self.n_act = policy.n_obs, policy.n_act
-        t = policy.time_input
+        self._time = t = replace(policy.time_input)  # the policy's, as it is now
         self.nominal_dt, self.dt_min, self.dt_max = float(t.nominal_dt), float(t.dt_min), float(t.dt_max)
-        self._inv_nominal = 1.0 / self.nominal_dt
         m = policy.action_mapping
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.n_obs,), dtype=np.float64)
         self.action_space = spaces.Box(m.low, m.high, dtype=np.float64)
@@ -192,35 +153,7 @@ class PolicyRunner:
         as the torch model's ``hx``; timestamps are then forgotten). Checked before anything
         changes: shapes, model state finite and within +-STATE_LIMIT, last actions inside the
         action bounds, timestamps not infinite (NaN means none)."""
-        if isinstance(state, RunnerState):
-            model_state, ts, act = state.model_state, state.last_timestamp, state.last_action
-        else:
-            model_state = (state,) if isinstance(state, np.ndarray) else tuple(state)
-            ts, act = np.full(self.batch_size, np.nan), self._last_action.copy()
-        current = self._kernel.state
-        if len(model_state) != len(current):
-            raise ValueError(f"model state must have {len(current)} arrays, got {len(model_state)}")
-        arrays = []
-        for k, (src, dst) in enumerate(zip(model_state, current)):
-            a = np.asarray(src, dtype=np.float64)
-            if a.shape != dst.shape:
-                raise ValueError(f"model state array {k} must have shape {dst.shape}, got {a.shape}")
-            if not (np.abs(a) <= STATE_LIMIT).all():  # also refuses NaN
-                raise ValueError(f"model state array {k} has non-finite entries or entries beyond +-{STATE_LIMIT:g}")
-            arrays.append(a)
-        ts = np.asarray(ts, dtype=np.float64).reshape(-1)
-        act = np.asarray(act, dtype=np.float64)
-        if ts.shape != (self.batch_size,) or act.shape != (self.batch_size, self.n_act):
-            raise ValueError(
-                f"snapshot has timestamps {ts.shape} and actions {act.shape}, this runner needs "
-                f"({self.batch_size},) and ({self.batch_size}, {self.n_act})"
-            )
-        space = self.action_space
-        if not ((act >= space.low) & (act <= space.high)).all():  # also refuses NaN
-            raise ValueError(f"snapshot's last actions must lie inside the action bounds "
-                             f"[{space.low.tolist()}, {space.high.tolist()}]")
-        if np.isinf(ts).any():
-            raise ValueError("snapshot's timestamps must be finite (NaN: none)")
+        arrays, ts, act = checked_snapshot(state, self._kernel.state, self._last_action, self.action_space)
         self._kernel.set_state(arrays)
         self._last_ts[:] = ts
         self._last_action[:] = act
@@ -246,6 +179,7 @@ class PolicyRunner:
     __call__ = step
 
     def _step_one(self, obs: Any, dt: Any, timestamp: Any) -> np.ndarray:
+        """Reads one row's input (refusing it whole when bad), then :meth:`_advance`."""
         o = obs
         if not (type(o) is np.ndarray and o.shape == (self.n_obs,) and o.dtype.kind == "f"):
             o = coerce_obs(obs, 1, self.n_obs)
@@ -255,53 +189,15 @@ class PolicyRunner:
             error = BadInputError(
                 f"observation has non-finite entries: {nonfinite_report(flat[None].astype(np.float64))[1]}", (0,)
             )
-        ts = math.nan
-        if timestamp is not None:
-            ts = scalar_time(timestamp, "timestamp")
-            last = float(self._last_ts[0])
-            if not math.isfinite(ts):
-                error = error or BadInputError(f"timestamp must be finite, got {ts}", (0,))
-                d = self.nominal_dt
-            elif math.isnan(last):  # the first timestamped step since a reset
-                d = self.nominal_dt
-            else:
-                d = ts - last
-                if not d > 0:
-                    error = error or BadInputError(
-                        f"timestamp {ts!r} does not advance past the previous {last!r} (Δt = {d!r} s)", (0,)
-                    )
-        elif dt is None:
-            d = self.nominal_dt
-        else:
-            d = scalar_time(dt, "dt")
-            if not (math.isfinite(d) and d > 0):
-                error = error or BadInputError(f"dt must be finite and > 0 s, got {d!r}", (0,))
+        d, ts, wrong = row_time(dt, timestamp, float(self._last_ts[0]), self.nominal_dt)
+        if wrong is not None:
+            error = error or BadInputError(wrong, (0,))
         if error is not None:
             return self._refuse(error, o.ndim == 1, "bad_input")
-        if self._watch_periods and not self.trained_periods.contains(d):
-            self._outside_training(d, d)
-        if d < self.dt_min:
-            self._clamped("low", d, 1)
-            d = self.dt_min
-        elif d > self.dt_max:
-            self._clamped("high", d, 1)
-            d = self.dt_max
-        y = self._kernel.step(flat, d * self._inv_nominal)
-        if not self._kernel.result_finite(y):
-            return self._refuse(
-                NonFiniteOutputError("the model produced a non-finite action or state; the state was not updated"),
-                o.ndim == 1, "non_finite_output",
-            )
-        self._kernel.commit()
-        out = clip_ufunc(y, self._low, self._high)
-        self._last_action[0] = out
-        self._last_ts[0] = ts
-        st = self.stats
-        st.steps += 1
-        st.rows_stepped += 1
-        return out if o.ndim == 1 else out[None]
+        return self._advance(flat, d, ts, None, o.ndim == 1)
 
     def _step_batch(self, obs: Any, dt: Any, timestamp: Any) -> np.ndarray:
+        """Reads a batch's input (refusing it whole, or holding its bad rows), then :meth:`_advance`."""
         B = self.batch_size
         o = coerce_obs(obs, B, self.n_obs)
         bad = np.zeros(B, dtype=bool)
@@ -311,73 +207,49 @@ class PolicyRunner:
             bad |= rows
             messages.append(f"observation has non-finite entries: {msg}")
         d = self._dt
-        if timestamp is not None:
-            ts = coerce_times(timestamp, "timestamp", B)
-            known = ~np.isnan(self._last_ts)
-            np.subtract(ts, self._last_ts, out=d)
-            d[~known] = self.nominal_dt
-            nonfinite = ~np.isfinite(ts)
-            stuck = known & ~nonfinite & ~(d > 0)
-            if nonfinite.any():
-                bad |= nonfinite
-                messages.append(f"timestamp must be finite, got {ts[nonfinite].tolist()[:8]} "
-                                f"at rows {np.flatnonzero(nonfinite).tolist()[:8]}")
-            if stuck.any():
-                r = np.flatnonzero(stuck)
-                bad |= stuck
-                messages.append(f"timestamp does not advance at rows {r.tolist()[:8]}: previous "
-                                f"{self._last_ts[r].tolist()[:8]}, got {ts[r].tolist()[:8]}")
-        else:
-            ts = np.full(B, np.nan)
-            if dt is None:
-                d[:] = self.nominal_dt
-            else:
-                d[:] = coerce_times(dt, "dt", B)
-                found = bad_dt_rows(d)
-                if found is not None:
-                    bad |= found[0]
-                    messages.append(found[1])
-        if bad.any():
-            error = BadInputError("; ".join(messages), np.flatnonzero(bad))
-            if self.on_bad_input == "raise" or bad.all():
-                return self._refuse(error, False, "bad_input", rows=bad)
-            self.last_error = error
-            self.stats.bad_input += int(bad.sum())
-            o = np.where(bad[:, None], 0.0, o)  # keep NaN out of the kernel; those rows are held
-            d[bad] = self.nominal_dt
-        if self._watch_periods:
-            shortest, longest = float(d.min()), float(d.max())
-            if not self.trained_periods.contains(shortest, longest):
-                self._outside_training(shortest, longest)
-        low, high = d < self.dt_min, d > self.dt_max
-        if low.any():
-            self._clamped("low", float(d[low].min()), int(low.sum()))
-        if high.any():
-            self._clamped("high", float(d[high].max()), int(high.sum()))
-        np.clip(d, self.dt_min, self.dt_max, out=d)
-        np.multiply(d, self._inv_nominal, out=self._t[:, 0])
-        y = self._kernel.step(o, self._t)
-        out_bad = self._pending_bad_rows(y)
-        if out_bad is not None and self.on_bad_input == "raise":
-            rows = np.flatnonzero(out_bad).tolist()[:8]
-            error = NonFiniteOutputError(f"the model produced a non-finite action or state at rows {rows}; "
+        ts, bad_times, wrong = batch_times(dt, timestamp, self._last_ts, self.nominal_dt, d)
+        bad |= bad_times
+        messages += wrong
+        if not bad.any():
+            return self._advance(o, d, ts, None, False)
+        error = BadInputError("; ".join(messages), np.flatnonzero(bad))
+        if self.on_bad_input == "raise" or bad.all():
+            return self._refuse(error, False, "bad_input", rows=bad)
+        self.last_error = error
+        self.stats.bad_input += int(bad.sum())
+        o = np.where(bad[:, None], 0.0, o)  # keep NaN out of the kernel; those rows are held
+        d[bad] = self.nominal_dt
+        return self._advance(o, d, ts, bad, False)
+
+    def _advance(self, o: np.ndarray, d: Union[float, np.ndarray], ts: Union[float, np.ndarray],
+                 held: Optional[np.ndarray], one_d: bool) -> np.ndarray:
+        """The step both paths share, once their input is read and good: ``o`` the kernel's
+        observation ((n_obs,) for one row, else (B, n_obs)), ``d`` Δt in seconds (a number for one
+        row, else the (B,) buffer), ``ts`` the timestamps to record, ``held`` the rows answered with
+        their held action (None: none). Clamps and converts Δt, steps the kernel, refuses a
+        non-finite result, commits the state and records the actions."""
+        B = self.batch_size
+        y = self._kernel.step(o, self._model_time(d))
+        out_bad = self._bad_results(y)
+        if out_bad is not None and (self.on_bad_input == "raise" or B == 1):
+            at = "" if B == 1 else f" at rows {np.flatnonzero(out_bad).tolist()[:8]}"
+            error = NonFiniteOutputError(f"the model produced a non-finite action or state{at}; "
                                          "the state was not updated")
-            return self._refuse(error, False, "non_finite_output", rows=out_bad)
-        keep = bad if out_bad is None else (bad | out_bad)
+            return self._refuse(error, one_d, "non_finite_output", rows=out_bad)
+        keep = held if out_bad is None else (out_bad if held is None else (held | out_bad))
+        st = self.stats
         if out_bad is not None:
-            self.stats.non_finite_output += int(out_bad.sum())
+            st.non_finite_output += int(out_bad.sum())
             rows = np.flatnonzero(out_bad).tolist()[:8]
             self.last_error = NonFiniteOutputError(f"non-finite model output at rows {rows}")
             if keep.all():
-                self.stats.held += B
-                self.stats.steps += 1
+                st.held += B
+                st.steps += 1
                 return self._last_action.copy()
-        any_keep = bool(keep.any())
-        self._kernel.commit(keep if any_keep else None)
+        self._kernel.commit(keep)
         y = clip_ufunc(y, self._low, self._high)
-        st = self.stats
         st.steps += 1
-        if any_keep:
+        if keep is not None:
             good = ~keep
             self._last_action[good] = y[good]
             self._last_ts[good] = ts[good]
@@ -387,7 +259,42 @@ class PolicyRunner:
         self._last_action[...] = y
         self._last_ts[...] = ts
         st.rows_stepped += B
-        return y
+        return y[None] if B == 1 and not one_d else y
+
+    def _model_time(self, d: Union[float, np.ndarray]) -> Time:
+        """Δt (seconds; a number for one row, else the (B,) buffer, clamped in place) -> the
+        kernel's model time, through the policy's :class:`TimeInput`; watches the trained periods
+        and counts (and warns of) every clamp on the way."""
+        time = self._time
+        if isinstance(d, float):
+            if self._watch_periods and not self.trained_periods.contains(d):
+                self._outside_training(d, d)
+            if d < time.dt_min:
+                self._clamped("low", d, 1)
+            elif d > time.dt_max:
+                self._clamped("high", d, 1)
+            return time.model_time_scalar(d)
+        if self._watch_periods:
+            shortest, longest = float(d.min()), float(d.max())
+            if not self.trained_periods.contains(shortest, longest):
+                self._outside_training(shortest, longest)
+        low, high = time.outside(d)
+        if low.any():
+            self._clamped("low", float(d[low].min()), int(low.sum()))
+        if high.any():
+            self._clamped("high", float(d[high].max()), int(high.sum()))
+        time.model_time_array(d, self._t[:, 0])
+        return self._t
+
+    def _bad_results(self, y: np.ndarray) -> Optional[np.ndarray]:
+        """The rows (bool (B,)) whose output or pending state is non-finite; None when all are finite."""
+        if self._kernel.result_finite(y):
+            return None
+        bad = ~np.isfinite(y.reshape(self.batch_size, -1)).all(axis=1)
+        for s in self._kernel.pending:
+            if s.size:
+                bad |= ~np.isfinite(s).all(axis=1)
+        return bad if bad.any() else None
 
     # -- helpers -------------------------------------------------------------------------------
     def _refuse(self, error: Exception, one_d: bool, counter: str, rows: Optional[np.ndarray] = None) -> np.ndarray:
@@ -402,18 +309,6 @@ class PolicyRunner:
         out = self._last_action.copy()
         return out[0] if one_d else out
 
-    def _pending_finite(self) -> bool:
-        return all(all_finite(s) for s in self._kernel.pending)
-
-    def _pending_bad_rows(self, y: np.ndarray) -> Optional[np.ndarray]:
-        if all_finite(y) and self._pending_finite():
-            return None
-        bad = ~np.isfinite(y).all(axis=1)
-        for s in self._kernel.pending:
-            if s.size:
-                bad |= ~np.isfinite(s).all(axis=1)
-        return bad if bad.any() else None
-
     def period_warning_given(self) -> None:
         """The caller has warned that the periods it will use lie outside the policy's trained
         ones (``run --rate``): the runner does not warn of it again."""
@@ -421,7 +316,7 @@ class PolicyRunner:
 
     def _outside_training(self, shortest: float, longest: float) -> None:
         self._watch_periods = False
-        self.trained_periods.warn_if_outside(shortest, longest, stacklevel=5)
+        self.trained_periods.warn_if_outside(shortest, longest, stacklevel=7)
 
     def _clamped(self, kind: str, value: float, count: int) -> None:
         if kind == "low":
@@ -435,25 +330,11 @@ class PolicyRunner:
                 f"Δt = {value!r} s is outside the policy's range [{self.dt_min}, {self.dt_max}] s and was "
                 f"clamped to {bound} (warned once; runner.stats.clamped_{kind} counts every clamp)",
                 DtClampWarning,
-                stacklevel=4,
+                stacklevel=6,
             )
 
     def _rows(self, rows: Any) -> Optional[np.ndarray]:
-        if rows is None:
-            return None
-        a = np.asarray(rows)
-        if a.size == 0:  # "reset the rows that just finished" when none did
-            return np.empty(0, np.intp)
-        if a.dtype == bool:
-            if a.shape != (self.batch_size,):
-                raise ValueError(f"a row mask must have shape ({self.batch_size},), got {a.shape}")
-            return a
-        if a.dtype.kind not in "iu" or a.ndim > 1:
-            raise ValueError(f"rows must be None, an int, a sequence of ints or a bool mask, got {rows!r}")
-        a = a.reshape(-1)
-        if a.size and (a.min() < 0 or a.max() >= self.batch_size):
-            raise ValueError(f"rows {a.tolist()} out of range for batch_size {self.batch_size}")
-        return a
+        return row_selection(rows, self.batch_size)
 
     def __repr__(self) -> str:
         return (

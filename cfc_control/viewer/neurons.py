@@ -88,15 +88,14 @@ def neuron_layout(model: RecurrentModel) -> NeuronLayout:
     """The display layout of ``model``'s state (see the module docstring)."""
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"neuron_layout needs a RecurrentModel, got {type(model).__name__}")
-    state = model.initial_state(1)
-    first = state[0] if isinstance(state, tuple) else state
-    size = int(first.shape[-1])
+    state = model.initial_states(1)
+    size = int(state[0].shape[-1])
     if size == 0:
         return NeuronLayout(0, (), None)
     ids = state_neuron_ids(model)
     wiring = getattr(model, "wiring", None)
     if ids is None or wiring is None:
-        name = "hidden (h)" if isinstance(state, tuple) else "hidden"
+        name = "hidden (h)" if len(state) > 1 else "hidden"
         units = tuple(range(size))
         return NeuronLayout(size, (NeuronGroup(name, units, units),), None)
     if len(ids) != size:

@@ -226,10 +226,7 @@ static const real weights[{max(step.emitter.weights.size, 1)}] = {{
 const real {name}_action_low[N_ACT] = {{ {c_array(_vec(policy.act_center) - _vec(policy.act_half), dtype, 1000)} }};
 const real {name}_action_high[N_ACT] = {{ {c_array(_vec(policy.act_center) + _vec(policy.act_half), dtype, 1000)} }};
 
-static const double nominal_dt = {c_number(tin.nominal_dt, "float64")};
-static const double dt_min = {c_number(tin.dt_min, "float64")};
-static const double dt_max = {c_number(tin.dt_max, "float64")};
-
+{tin.c_source(lambda x: c_number(x, "float64"))}
 void {name}_reset({name}_state *state)
 {{
     memset(state, 0, sizeof *state);
@@ -238,15 +235,13 @@ void {name}_reset({name}_state *state)
 int {name}_step({name}_state *state, const real obs[N_OBS], double dt_seconds, real action[N_ACT])
 {{
     real s_new[{max(S, 1)}], a[N_ACT];
-    double dt;
     int j;
     for (j = 0; j < N_OBS; ++j)
         if (!isfinite(obs[j]))
             return {up}_BAD_OBSERVATION;
     if (!isfinite(dt_seconds) || !(dt_seconds > 0.0))
         return {up}_BAD_DT;
-    dt = dt_seconds < dt_min ? dt_min : (dt_seconds > dt_max ? dt_max : dt_seconds);
-    model_step(weights, obs, (real)(dt / nominal_dt), state->s, s_new, a);
+    model_step(weights, obs, (real)model_time(dt_seconds), state->s, s_new, a);
     for (j = 0; j < N_ACT; ++j)
         if (!isfinite(a[j]))
             return {up}_NONFINITE_OUTPUT;

@@ -25,25 +25,18 @@ period every step). The Δt channel never enters the observation normaliser.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State
+from cfc_control.models.base import RecurrentModel, States
 from cfc_control.models.registry import make
-from cfc_control.policies import RecurrentPolicy
+from cfc_control.policies import RecurrentPolicy, state_to_numpy, state_to_torch
+from cfc_control.policies.time_input import without_dt_channel
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def _as_tuple(state: State) -> Tuple[Tensor, ...]:
-    return state if isinstance(state, tuple) else (state,)
-
-
-def _from_tuple(tensors: Sequence[Tensor], like: State) -> State:
-    return tuple(tensors) if isinstance(like, tuple) else tensors[0]
 
 
 def critic_kwargs(actor: RecurrentPolicy) -> Dict[str, Any]:
@@ -136,11 +129,11 @@ class ActorCritic(nn.Module):
         """Width of the observations this takes (n_obs, + 1 with the Δt channel)."""
         return self.n_obs + int(self.dt_channel)
 
-    def initial_states(self, batch_size: int) -> Tuple[State, State]:
-        """Zero (actor, critic) states for ``batch_size`` envs."""
+    def initial_states(self, batch_size: int) -> Tuple[States, States]:
+        """Zero (actor, critic) state tuples for ``batch_size`` envs."""
         p = self.log_std
-        return (self.actor.model.initial_state(batch_size, p.device, p.dtype),
-                self.critic.initial_state(batch_size, p.device, p.dtype))
+        return (self.actor.model.initial_states(batch_size, p.device, p.dtype),
+                self.critic.initial_states(batch_size, p.device, p.dtype))
 
     def set_training_mode(self, mode: bool) -> None:
         """SB3's name for ``train(mode)``."""
@@ -154,17 +147,16 @@ class ActorCritic(nn.Module):
             extra = " + the Δt channel" if self.dt_channel else ""
             raise ValueError(f"observations must have {self.n_obs}{extra} = {self.obs_width} features, "
                              f"got shape {tuple(obs.shape)}")
-        nominal = self.actor.time_input.nominal_dt
+        time = self.actor.time_input
         if self.dt_channel:
-            dt = obs[..., -1] * nominal
-            obs = obs[..., :-1]
+            obs, dt = time.split_dt_channel_torch(obs)
         else:
-            dt = torch.full(obs.shape[:-1], nominal, dtype=obs.dtype, device=obs.device)
-        return self.actor.normalize_obs(obs), self.actor.model_time(dt)
+            dt = time.nominal_torch(obs.shape[:-1], obs)
+        return self.actor.normalize_obs(obs), time.model_time(dt)
 
     def split_observations(self, obs: np.ndarray) -> np.ndarray:
         """The part of raw observations (..., obs_width) the normaliser sees (the Δt channel removed)."""
-        return obs[..., :-1] if self.dt_channel else obs
+        return without_dt_channel(obs) if self.dt_channel else obs
 
     # -- the Gaussian ------------------------------------------------------------------------
     def log_prob(self, actions: Tensor, mean: Tensor) -> Tensor:
@@ -178,14 +170,14 @@ class ActorCritic(nn.Module):
 
     # -- rollout: one step of every env ------------------------------------------------------
     @torch.no_grad()
-    def act(self, obs: Tensor, actor_state: State, critic_state: State, episode_starts: Tensor,
-            deterministic: bool = False) -> Tuple[Tensor, Tensor, Tensor, State, State]:
+    def act(self, obs: Tensor, actor_state: States, critic_state: States, episode_starts: Tensor,
+            deterministic: bool = False) -> Tuple[Tensor, Tensor, Tensor, States, States]:
         """One step: ``obs`` (n, obs_width) raw, ``episode_starts`` (n,) bool (those rows' states
         reset first). Returns the normalised action (n, A) (a sample unless ``deterministic``),
         the value (n,), the action's log-probability (n,) and the new actor and critic states."""
         x, t = self.features(obs)
-        mean, actor_state = self.actor.model.step(x, actor_state, t, episode_starts)
-        value, critic_state = self.critic.step(x, critic_state, t, episode_starts)
+        mean, actor_state = self.actor.model.step_states(x, actor_state, t, episode_starts)
+        value, critic_state = self.critic.step_states(x, critic_state, t, episode_starts)
         if deterministic:
             action = mean
         else:
@@ -193,22 +185,22 @@ class ActorCritic(nn.Module):
         return action, value.squeeze(-1), self.log_prob(action, mean), actor_state, critic_state
 
     @torch.no_grad()
-    def value_step(self, obs: Tensor, critic_state: State) -> Tensor:
+    def value_step(self, obs: Tensor, critic_state: States) -> Tensor:
         """The critic's value (n,) of ``obs`` (n, obs_width) continuing from ``critic_state``
         (bootstrapping a truncated episode from its final observation)."""
         x, t = self.features(obs)
-        value, _ = self.critic.step(x, critic_state, t)
+        value, _ = self.critic.step_states(x, critic_state, t)
         return value.squeeze(-1)
 
     # -- update: whole padded sequences ------------------------------------------------------
-    def evaluate(self, obs: Tensor, actions: Tensor, episode_starts: Tensor, actor_state: State,
-                 critic_state: State) -> Tuple[Tensor, Tensor, Tensor]:
+    def evaluate(self, obs: Tensor, actions: Tensor, episode_starts: Tensor, actor_state: States,
+                 critic_state: States) -> Tuple[Tensor, Tensor, Tensor]:
         """Sequences: ``obs`` (B, L, obs_width), ``actions`` (B, L, A) normalised, ``episode_starts``
         (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time.
         Returns values (B, L), log-probabilities (B, L) and the entropy (scalar)."""
         x, t = self.features(obs)
-        mean, _ = self.actor.model(x, actor_state, t, episode_starts)
-        values, _ = self.critic(x, critic_state, t, episode_starts)
+        mean, _ = self.actor.model.run_states(x, actor_state, t, episode_starts)
+        values, _ = self.critic.run_states(x, critic_state, t, episode_starts)
         return values.squeeze(-1), self.log_prob(actions, mean), self.entropy()
 
     # -- stable-baselines3's recurrent contract ------------------------------------------------
@@ -230,19 +222,13 @@ class ActorCritic(nn.Module):
                              f"got shape {np.shape(observation)}")
         n = obs.shape[0]
         device = self.log_std.device
-        hx: Optional[State] = None
-        if state is not None:
-            like = self.actor.model.initial_state(1)
-            tensors = [torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device)
-                       for s in (state if isinstance(state, (tuple, list)) else (state,))]
-            hx = _from_tuple(tensors, like)
+        hx = None if state is None else state_to_torch(state, device)
         starts = None
         if episode_start is not None:
             starts = torch.as_tensor(np.asarray(episode_start).reshape(n), device=device).bool()
         with torch.no_grad():
             x, t = self.features(torch.as_tensor(obs, device=device))
-            mean, hx = self.actor.model.step(x, hx, t, starts)
+            mean, hx = self.actor.model.step_states(x, hx, t, starts)
             y = mean if deterministic else mean + torch.randn_like(mean) * torch.exp(self.log_std)
             action = self.actor.to_action(y).cpu().numpy()
-        new_state = tuple(s.cpu().numpy() for s in _as_tuple(hx))
-        return (action[0] if single else action), new_state
+        return (action[0] if single else action), state_to_numpy(hx)

@@ -50,7 +50,6 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
-from cfc_control.models.base import map_state
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
@@ -194,7 +193,7 @@ class SequencePPO(OnPolicyAlgorithm):
             for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit, as SB3 does
                 final = infos[idx].get("terminal_observation")
                 if final is not None and infos[idx].get("TimeLimit.truncated", False):
-                    row = map_state(next_critic, lambda s: s[idx:idx + 1])
+                    row = tuple(s[idx:idx + 1] for s in next_critic)
                     final_t = torch.as_tensor(np.asarray(final)[None], dtype=torch.float32, device=self.device)
                     rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row)[0])
             rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
@@ -205,7 +204,8 @@ class SequencePPO(OnPolicyAlgorithm):
         self._last_states = (actor_state, critic_state)
         with torch.no_grad():
             x, t = self.policy.features(torch.as_tensor(new_obs, dtype=torch.float32, device=self.device))
-            last_values, _ = self.policy.critic.step(x, critic_state, t, torch.as_tensor(dones, device=self.device).bool())
+            last_values, _ = self.policy.critic.step_states(x, critic_state, t,
+                                                            torch.as_tensor(dones, device=self.device).bool())
         rollout_buffer.compute_returns_and_advantage(last_values=last_values.squeeze(-1), dones=dones)
         callback.update_locals(locals())
         callback.on_rollout_end()

@@ -29,7 +29,7 @@ tensors it is, and the sequences start from those tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 from torch import Tensor
 
-from cfc_control.models.base import State
+from cfc_control.models.base import State, as_states
 
 
 @dataclass
@@ -115,10 +115,6 @@ class SequenceBatch:
     sequence_ids: np.ndarray
 
 
-def _tensors(state: State) -> Tuple[Tensor, ...]:
-    return state if isinstance(state, tuple) else (state,)
-
-
 class RecurrentSequenceBuffer(RolloutBuffer):
     """SB3's rollout buffer plus per-step recurrent states of any shape and sequence minibatches.
 
@@ -131,8 +127,10 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                  state_templates: Mapping[str, State], device: str | torch.device = "cpu",
                  gae_lambda: float = 1.0, gamma: float = 0.99, n_envs: int = 1,
                  seq_len: Optional[int] = None) -> None:
-        self.state_templates = {name: _tensors(s) for name, s in state_templates.items()}
-        self.state_kinds = {name: isinstance(s, tuple) for name, s in state_templates.items()}
+        # A state tuple (what the algorithm passes) comes back a tuple; a bare tensor (ncps's
+        # convention for one tensor, accepted too) comes back bare.
+        self.state_templates = {name: as_states(s) for name, s in state_templates.items()}
+        self.state_kinds = {name: as_states(s) is s for name, s in state_templates.items()}
         for name, tensors in self.state_templates.items():
             for t in tensors:
                 if t.dim() != 2 or t.shape[0] != n_envs:
@@ -158,7 +156,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                              f"{None if states is None else sorted(states)}")
         for name, state in states.items():
             stored = self.states[name]
-            tensors = _tensors(state)
+            tensors = as_states(state)
             if len(tensors) != len(stored):
                 raise ValueError(f"state {name!r} has {len(tensors)} tensors, the buffer stores {len(stored)}")
             for target, value_t in zip(stored, tensors):

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from cfc_control.models.base import States
+
 FORMAT_VERSION = 1
 _SKIP = {"metadata", "spec", "_cached_spec", "_saved_kwargs", "_ezpickle_args", "_ezpickle_kwargs"}
 
@@ -105,17 +107,18 @@ def _restore_env(env: gym.Env, key: str, layers: List[Dict[str, Any]], tensors: 
                                mujoco.mjtState.mjSTATE_INTEGRATION)
 
 
-def _flatten_state(state: Any, key: str, tensors: Dict[str, torch.Tensor]) -> int:
-    """Store a recurrent state (a tensor or a tuple of tensors); returns its tuple length (0: a tensor)."""
-    parts = state if isinstance(state, tuple) else (state,)
-    for i, t in enumerate(parts):
+def _flatten_state(state: States, key: str, tensors: Dict[str, torch.Tensor]) -> int:
+    """Store a recurrent state tuple; returns what the JSON records of it: the number of tensors,
+    0 for one (the format written when a one-tensor state was a bare tensor, kept so that
+    checkpoints read the same in either direction)."""
+    for i, t in enumerate(state):
         tensors[f"{key}.{i}"] = t.detach().cpu().contiguous().clone()
-    return len(parts) if isinstance(state, tuple) else 0
+    return len(state) if len(state) > 1 else 0
 
 
-def _unflatten_state(key: str, size: int, tensors: Dict[str, torch.Tensor], device: torch.device) -> Any:
-    parts = tuple(tensors[f"{key}.{i}"].to(device) for i in range(max(size, 1)))
-    return parts if size else parts[0]
+def _unflatten_state(key: str, size: int, tensors: Dict[str, torch.Tensor], device: torch.device) -> States:
+    """The state tuple :func:`_flatten_state` stored (``size`` 0: one tensor)."""
+    return tuple(tensors[f"{key}.{i}"].to(device) for i in range(max(size, 1)))
 
 
 def capture(algo: Any) -> Optional[Tuple[Dict[str, torch.Tensor], Dict[str, Any]]]:
