@@ -14,6 +14,10 @@ An observation that carries Δt as its last channel (a task's ``dt_in_obs=True``
 is split by :meth:`TimeInput.split_dt_channel` (numpy: seconds in float64) and
 :meth:`TimeInput.split_dt_channel_torch` (seconds in the tensor's dtype). The counting of clamps
 (the runner's statistics and warnings) uses :meth:`TimeInput.outside`.
+
+A *time-blind* input (``blind=True``) feeds the model the nominal period whatever Δt is (model
+time 1): the ablation that shows what the explicit time input is worth. Δt is still checked and
+its clamps still counted; only what reaches the model changes.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class TimeInput:
     dt_max: float
     # The periods of the training distribution (None: not recorded; see policies.periods).
     trained: Optional[TrainedPeriods] = None
+    # Hold the model's time input at the nominal period (the time-blind ablation).
+    blind: bool = False
 
     def __post_init__(self) -> None:
         values = (self.nominal_dt, self.dt_min, self.dt_max)
@@ -57,7 +63,10 @@ class TimeInput:
 
     # -- the conversion: torch ------------------------------------------------------------------
     def model_time(self, dt_seconds: Tensor) -> Tensor:
-        """Δt (seconds, any shape) -> the model time clamp(Δt, dt_min, dt_max) / nominal_dt."""
+        """Δt (seconds, any shape) -> the model time clamp(Δt, dt_min, dt_max) / nominal_dt
+        (ones when blind)."""
+        if self.blind:
+            return torch.ones_like(dt_seconds)
         return dt_seconds.clamp(self.dt_min, self.dt_max) / self.nominal_dt
 
     def split_dt_channel_torch(self, obs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -79,10 +88,15 @@ class TimeInput:
         """Δt (seconds, float64) -> model time, written into ``out``; ``dt_seconds`` is clamped in
         place. Δt * (1 / nominal_dt), as :meth:`model_time_scalar`."""
         np.clip(dt_seconds, self.dt_min, self.dt_max, out=dt_seconds)
+        if self.blind:
+            out.fill(1.0)
+            return out
         return np.multiply(dt_seconds, 1.0 / self.nominal_dt, out=out)
 
     def model_time_scalar(self, dt_seconds: float) -> float:
         """One Δt (seconds, not NaN) -> the model time, as :meth:`model_time_array` computes it."""
+        if self.blind:
+            return 1.0
         d = self.dt_min if dt_seconds < self.dt_min else (self.dt_max if dt_seconds > self.dt_max else dt_seconds)
         return d * (1.0 / self.nominal_dt)
 
@@ -104,15 +118,20 @@ class TimeInput:
             "/* The model time: dt (seconds) clamped to [dt_min, dt_max], over the nominal period. */\n"
             "static double model_time(double dt_seconds)\n"
             "{\n"
-            "    double dt = dt_seconds < dt_min ? dt_min : (dt_seconds > dt_max ? dt_max : dt_seconds);\n"
-            "    return dt / nominal_dt;\n"
-            "}\n"
+            + ("    /* time-blind: the model always sees the nominal period */\n"
+               "    (void)dt_seconds; (void)dt_min; (void)dt_max; (void)nominal_dt;\n"
+               "    return 1.0;\n" if self.blind else
+               "    double dt = dt_seconds < dt_min ? dt_min : (dt_seconds > dt_max ? dt_max : dt_seconds);\n"
+               "    return dt / nominal_dt;\n")
+            + "}\n"
         )
 
     # -- files ----------------------------------------------------------------------------------
     def to_config(self) -> Dict[str, Any]:
         cfg = {"nominal_dt": self.nominal_dt, "dt_min": self.dt_min, "dt_max": self.dt_max,
-               "model_time": "dt / nominal_dt"}
+               "model_time": "1 (time-blind)" if self.blind else "dt / nominal_dt"}
+        if self.blind:
+            cfg["blind"] = True
         if self.trained is not None:
             cfg["trained"] = self.trained.to_config()
         return cfg
@@ -120,7 +139,10 @@ class TimeInput:
     @classmethod
     def from_config(cls, cfg: Dict[str, Any]) -> "TimeInput":
         trained = TrainedPeriods.from_config(cfg["trained"]) if cfg.get("trained") is not None else None
-        return cls(float(cfg["nominal_dt"]), float(cfg["dt_min"]), float(cfg["dt_max"]), trained)
+        blind = cfg.get("blind", False)
+        if not isinstance(blind, bool):
+            raise ValueError(f"time input 'blind' must be true or false, got {blind!r:.40}")
+        return cls(float(cfg["nominal_dt"]), float(cfg["dt_min"]), float(cfg["dt_max"]), trained, blind)
 
 
 def without_dt_channel(obs: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cfc_control.tasks import parse_timing, task_info
 from cfc_control.tasks.specs import timing_presets
-from cfc_control.models.registry import available
+from cfc_control.policies.names import policy_names
 from cfc_control.experts.base import LQR_NAMES
 from cfc_control.training.imitation import default_expert
 
@@ -203,9 +203,9 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
     models, seeds = [m.strip() for m in models if m.strip()], [int(s) for s in seeds]
-    unknown = [m for m in models if m not in available()]
+    unknown = [m for m in models if m not in policy_names()]
     if not models or unknown:
-        raise ValueError(f"models must be a non-empty subset of {', '.join(available())}, got {list(models)!r}")
+        raise ValueError(f"models must be a non-empty subset of {', '.join(policy_names())}, got {list(models)!r}")
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct non-negative integers, got {seeds!r}")
     if len(set(models)) != len(models):

@@ -37,7 +37,7 @@ from cfc_control.training.run_config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.episodes.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
 from cfc_control.training.imitation import DEMO_SEED_STRIDE, expert_spec
 from cfc_control.training.run_context import Algorithm, RunContext, read_run_config, write_run_config
-from cfc_control.models.registry import available
+from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.hyperparams import config_for
 
 
@@ -84,8 +84,7 @@ def check_task(name: str) -> str:
 def check_config(config: RunConfig) -> None:
     """Raise ValueError (one line, naming the setting) for whatever in ``config`` would fail later."""
     task = check_task(config.env)
-    if config.policy not in available():
-        raise ValueError(f"--policy {config.policy!r} is not a model; available: {', '.join(available())}")
+    parse_policy_name(config.policy)  # ValueError naming an unknown policy
     nominal = task_info(task)["nominal_dt"]
     if config.timing is not None or config.obs is not None:
         make_env(task, timing=config.timing, obs=config.obs).close()

@@ -112,7 +112,8 @@ class RunConfig:
                                           "(e.g. Jitter, uniform:0.03,0.06)")
     obs: Optional[str] = setting(None, "observation model overriding the task's (Full, Pos)")
     algo: str = setting("bc", "training algorithm", choices=tuple(ALGORITHMS))
-    policy: str = setting("cfc", "model (cfc_control.models name: cfc, cfc-mm, ncp, ltc, lstm, gru, mlp, ...)")
+    policy: str = setting("cfc", "model (cfc_control.models name: cfc, cfc-mm, ncp, ltc, lstm, gru, mlp, ...; "
+                                 "with -blind, e.g. cfc-blind: its time input held at the nominal period)")
     model_kw: Dict[str, Any] = setting({}, "model argument override, e.g. --model-kw units=32 (repeatable)")
     seed: int = setting(0, "seeds torch, data collection, the data split and the envs")
     out: Optional[str] = setting(None, "run directory (default runs/<task>-<algo>-<policy>-s<seed>)",

@@ -21,7 +21,9 @@ from cfc_control.tasks.specs import task_families
 from cfc_control.training.teachers import TeacherConfig
 
 SHIPPED_MODELS = ("cfc", "ncp")
-STUDY_MODELS = ("cfc", "ncp", "lstm", "gru", "mlp")
+# LSTM, GRU and MLP take Δt as an input too; cfc-blind is the CfC with its time input held at the
+# nominal period (the ablation that shows what the explicit time input is worth).
+STUDY_MODELS = ("cfc", "ncp", "lstm", "gru", "mlp", "cfc-blind")
 SEEDS = (0, 1, 2)
 # The grid: fixed multiples of the nominal period, Jitter and Irregular.
 STUDY_TIMINGS = ("0.25x", "0.5x", "1x", "2x", "4x", "Jitter", "Irregular")

@@ -51,6 +51,7 @@ from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
+from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
 from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer
@@ -151,10 +152,11 @@ class SequencePPO(OnPolicyAlgorithm):
         n_act = int(self.action_space.shape[0])
         normalizer = (ObsNormalizer(np.zeros(n_obs), np.ones(n_obs), clip=self.config.obs_clip)
                       if self.config.normalize_obs else ObsNormalizer.identity(n_obs))
-        model = make(model_name, n_obs, n_act, **self.model_kw)
+        model_kind, blind = parse_policy_name(model_name)
+        model = make(model_kind, n_obs, n_act, **self.model_kw)
         shrink_output_layer(model, self.config.actor_output_scale)
         time_input = TimeInput.around(vec_env_nominal_dt(self.env))
-        time_input.trained = vec_env_trained_periods(self.env)
+        time_input.trained, time_input.blind = vec_env_trained_periods(self.env), blind
         return RecurrentPolicy(model, normalizer, ActionMapping(self.action_space.low, self.action_space.high),
                                time_input, task=self.task, model_name=model_name)
 
