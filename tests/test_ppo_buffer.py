@@ -59,7 +59,7 @@ def _filled_buffer(seq_len=2):
     n_steps, n_envs, hidden = 5, 2, 3
     obs_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
     act_space = spaces.Box(-1, 1, (1,), np.float32)
-    templates = {"actor": torch.zeros(n_envs, hidden), "critic": (torch.zeros(n_envs, 4), torch.zeros(n_envs, 4))}
+    templates = {"actor": (torch.zeros(n_envs, hidden),), "critic": (torch.zeros(n_envs, 4), torch.zeros(n_envs, 4))}
     buf = RecurrentSequenceBuffer(n_steps, obs_space, act_space, templates, n_envs=n_envs, seq_len=seq_len,
                                   gamma=0.9, gae_lambda=1.0)
     starts = np.zeros((n_steps, n_envs), dtype=bool)
@@ -68,7 +68,7 @@ def _filled_buffer(seq_len=2):
     for t in range(n_steps):
         code = np.array([t, 10 + t], dtype=np.float32)  # env e, step t -> 10 e + t
         obs = np.stack([code, code + 100], axis=1)
-        states = {"actor": torch.as_tensor(code)[:, None].repeat(1, hidden),
+        states = {"actor": (torch.as_tensor(code)[:, None].repeat(1, hidden),),
                   "critic": (torch.as_tensor(code)[:, None].repeat(1, 4), -torch.as_tensor(code)[:, None].repeat(1, 4))}
         buf.add(obs, code[:, None] / 100, np.ones(n_envs, np.float32), starts[t], torch.as_tensor(code),
                 torch.as_tensor(-code), states=states)
@@ -87,7 +87,8 @@ def test_batch_pads_masks_and_starts_from_the_stored_state():
     np.testing.assert_array_equal((code * batch.mask).numpy(), [[4, 0], [10, 11], [12, 0]])
     np.testing.assert_array_equal(batch.observations[..., 1][batch.mask.bool()].numpy(), [104, 110, 111, 112])
     # each sequence starts from the state stored at its first step (the state before that step)
-    np.testing.assert_array_equal(batch.states["actor"][:, 0].numpy(), [4, 10, 12])
+    (h_actor,) = batch.states["actor"]  # every state is a tuple, one tensor or two
+    np.testing.assert_array_equal(h_actor[:, 0].numpy(), [4, 10, 12])
     h, c = batch.states["critic"]
     np.testing.assert_array_equal(h[:, 0].numpy(), [4, 10, 12])
     np.testing.assert_array_equal(c[:, 0].numpy(), [-4, -10, -12])
@@ -122,9 +123,11 @@ def test_add_rejects_states_of_the_wrong_kind():
     obs = np.zeros((2, 2), np.float32)
     args = (obs, np.zeros((2, 1)), np.zeros(2), np.zeros(2), torch.zeros(2), torch.zeros(2))
     with pytest.raises(ValueError, match="needs the states"):
-        buf.add(*args, states={"actor": torch.zeros(2, 3)})
+        buf.add(*args, states={"actor": (torch.zeros(2, 3),)})
     with pytest.raises(ValueError, match="has 1 tensors, the buffer stores 2"):
-        buf.add(*args, states={"actor": torch.zeros(2, 3), "critic": torch.zeros(2, 4)})
+        buf.add(*args, states={"actor": (torch.zeros(2, 3),), "critic": (torch.zeros(2, 4),)})
+    with pytest.raises(ValueError, match="must be a tuple of tensors"):  # a bare tensor is not a state tuple
+        buf.add(*args, states={"actor": torch.zeros(2, 3), "critic": (torch.zeros(2, 4), torch.zeros(2, 4))})
 
 
 def test_sequences_need_a_full_rollout():

@@ -110,7 +110,7 @@ def test_rollout_records_what_the_policy_computed(policy, rendered):
         for t in range(rollout.steps):
             y, hx = policy.step(torch.as_tensor(rollout.observations[t : t + 1], dtype=torch.float32),
                                 torch.tensor([rollout.dt[t]], dtype=torch.float32), hx)
-            np.testing.assert_allclose(hx[0].numpy(), rollout.hidden[t], atol=1e-5)
+            np.testing.assert_allclose(hx[0][0].numpy(), rollout.hidden[t], atol=1e-5)  # h of the state tuple, row 0
             np.testing.assert_allclose(policy.to_action(y)[0].numpy(), rollout.actions[t], atol=1e-5)
 
 

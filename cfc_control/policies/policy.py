@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State, States, map_state
+from cfc_control.models.base import RecurrentModel, States, map_state
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.periods import TrainedPeriods, task_periods
 from cfc_control.policies.time_input import TimeInput
@@ -129,11 +129,7 @@ class RecurrentPolicy(nn.Module):
         the registered task it names, else None."""
         return self.time_input.trained or task_periods(self.task, self.time_input.nominal_dt)
 
-    def initial_state(self, batch_size: int) -> State:
-        """The initial state in the model's (ncps's) convention: a tensor, or (h, c)."""
-        return self.model.initial_state(batch_size, self.obs_mean.device, self.obs_mean.dtype)
-
-    def initial_states(self, batch_size: int) -> States:
+    def initial_state(self, batch_size: int) -> States:
         """The initial state tuple ((h,) or (h, c), (batch_size, H) each)."""
         return self.model.initial_states(batch_size, self.obs_mean.device, self.obs_mean.dtype)
 
@@ -146,24 +142,18 @@ class RecurrentPolicy(nn.Module):
         return self.time_input.model_time(dt_seconds)
 
     def forward(
-        self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_starts: Optional[Tensor] = None
-    ) -> Tuple[Tensor, State]:
+        self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_starts: Optional[Tensor] = None
+    ) -> Tuple[Tensor, States]:
         """Sequences: ``obs`` (B, T, n_obs) raw, ``dt`` (B, T) seconds, ``episode_starts`` (B, T)
-        bool. Returns the normalised action (B, T, n_act), unclipped (for losses), and the state
-        (the model's convention; :meth:`step_states` for the state tuple)."""
-        return self.model(self.normalize_obs(obs), hx, self.model_time(dt), episode_starts)
+        bool, ``hx`` the state tuple (None: the initial state). Returns the normalised action
+        (B, T, n_act), unclipped (for losses), and the state tuple."""
+        return self.model.run_states(self.normalize_obs(obs), hx, self.model_time(dt), episode_starts)
 
     def step(
-        self, obs: Tensor, dt: Tensor, hx: Optional[State] = None, episode_start: Optional[Tensor] = None
-    ) -> Tuple[Tensor, State]:
-        """One step: ``obs`` (B, n_obs), ``dt`` (B,) seconds. Returns normalised action (B, n_act)
-        and the state (the model's convention; :meth:`step_states` for the state tuple)."""
-        return self.model.step(self.normalize_obs(obs), hx, self.model_time(dt), episode_start)
-
-    def step_states(
         self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_start: Optional[Tensor] = None
     ) -> Tuple[Tensor, States]:
-        """:meth:`step` with the state tuple in and out (None: the initial state)."""
+        """One step: ``obs`` (B, n_obs), ``dt`` (B,) seconds, ``hx`` the state tuple (None: the
+        initial state). Returns the normalised action (B, n_act) and the state tuple."""
         return self.model.step_states(self.normalize_obs(obs), hx, self.model_time(dt), episode_start)
 
     def to_action(self, y: Tensor) -> Tensor:
@@ -205,7 +195,7 @@ class RecurrentPolicy(nn.Module):
         hx = None if state is None else state_to_torch(state, device)
         starts = None if episode_start is None else torch.as_tensor(np.asarray(episode_start).reshape(n), device=device).bool()
         obs_t, dt_t = torch.as_tensor(obs, device=device), torch.as_tensor(dt, dtype=torch.float32, device=device)
-        y, hx = self.step_states(obs_t, dt_t, hx, starts)
+        y, hx = self.step(obs_t, dt_t, hx, starts)
         action = self.to_action(y).cpu().numpy()
         return (action[0] if single else action), state_to_numpy(hx)
 

@@ -47,7 +47,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def state_names(policy: RecurrentPolicy) -> List[str]:
     """The state tensors' names, in the model's order: [], ["h"] or ["h", "c"]."""
-    states = policy.initial_states(1)
+    states = policy.initial_state(1)
     if all(s.shape[1] == 0 for s in states):
         return []
     return ["h", "c"][: len(states)]
@@ -168,7 +168,7 @@ class StatefulPolicy(nn.Module):
 
 
 def _example(policy: RecurrentPolicy, batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    states = policy.initial_states(batch)
+    states = policy.initial_state(batch)
     h = states[0]
     c = states[1] if len(states) > 1 else torch.zeros(batch, 0)
     obs = torch.randn(batch, policy.n_obs)

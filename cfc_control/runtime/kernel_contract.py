@@ -159,7 +159,7 @@ class TorchKernel(Kernel):
         self.policy = policy.eval()
         self.n_obs, self.n_act = policy.n_obs, policy.n_act
         with torch.inference_mode():
-            init = policy.initial_states(batch_size)
+            init = policy.initial_state(batch_size)
         shapes = [s.shape[1] for s in init]
         self._states = [tuple(np.zeros((batch_size, h)) for h in shapes) for _ in range(2)]
         self._t = np.zeros((batch_size, 1), dtype=np.float32)

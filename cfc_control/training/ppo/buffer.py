@@ -37,7 +37,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 from torch import Tensor
 
-from cfc_control.models.base import State, as_states
+from cfc_control.models.base import States
 
 
 @dataclass
@@ -111,7 +111,7 @@ class SequenceBatch:
     returns: Tensor
     episode_starts: Tensor
     mask: Tensor
-    states: Dict[str, State]
+    states: Dict[str, States]
     sequence_ids: np.ndarray
 
 
@@ -124,13 +124,10 @@ class RecurrentSequenceBuffer(RolloutBuffer):
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
-                 state_templates: Mapping[str, State], device: str | torch.device = "cpu",
+                 state_templates: Mapping[str, States], device: str | torch.device = "cpu",
                  gae_lambda: float = 1.0, gamma: float = 0.99, n_envs: int = 1,
                  seq_len: Optional[int] = None) -> None:
-        # A state tuple (what the algorithm passes) comes back a tuple; a bare tensor (ncps's
-        # convention for one tensor, accepted too) comes back bare.
-        self.state_templates = {name: as_states(s) for name, s in state_templates.items()}
-        self.state_kinds = {name: as_states(s) is s for name, s in state_templates.items()}
+        self.state_templates = {name: _state_tuple(s, f"state template {name!r}") for name, s in state_templates.items()}
         for name, tensors in self.state_templates.items():
             for t in tensors:
                 if t.dim() != 2 or t.shape[0] != n_envs:
@@ -149,14 +146,14 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         self.layout: Optional[SequenceLayout] = None
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, episode_start: np.ndarray,
-            value: Tensor, log_prob: Tensor, states: Optional[Mapping[str, State]] = None) -> None:
+            value: Tensor, log_prob: Tensor, states: Optional[Mapping[str, States]] = None) -> None:
         """SB3's ``add`` plus ``states``: each network's state *before* this step, (n_envs, H_i)."""
         if states is None or set(states) != set(self.states):
             raise ValueError(f"add needs the states of {sorted(self.states)}, got "
                              f"{None if states is None else sorted(states)}")
         for name, state in states.items():
             stored = self.states[name]
-            tensors = as_states(state)
+            tensors = _state_tuple(state, f"state {name!r}")
             if len(tensors) != len(stored):
                 raise ValueError(f"state {name!r} has {len(tensors)} tensors, the buffer stores {len(stored)}")
             for target, value_t in zip(stored, tensors):
@@ -211,7 +208,6 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         take = index.clamp(min=0)
         data = self._flat
         states = {name: tuple(t[torch.as_tensor(ids)] for t in tensors) for name, tensors in self._first_states.items()}
-        states = {name: (s if self.state_kinds[name] else s[0]) for name, s in states.items()}
         return SequenceBatch(
             observations=data["observations"][take],
             actions=data["actions"][take],
@@ -224,3 +220,10 @@ class RecurrentSequenceBuffer(RolloutBuffer):
             states=states,
             sequence_ids=ids,
         )
+
+
+def _state_tuple(state: object, what: str) -> States:
+    """``state`` when it is the state tuple (a tuple of tensors), else ValueError naming ``what``."""
+    if not isinstance(state, tuple) or not all(isinstance(t, torch.Tensor) for t in state):
+        raise ValueError(f"{what} must be a tuple of tensors ((h,) or (h, c)), got {type(state).__name__}")
+    return state
