@@ -66,6 +66,7 @@ def test_a_shipped_student_is_the_median_seed_and_its_card_replays(built_zoo, mo
     by_seed = {int(s): m for s, m in selection["jitter_mean_by_seed"].items()}
     assert selection["seed"] == median_seed(by_seed) and card["seeds"]["run"] == selection["seed"]
     assert card["teacher"] == TINY_TEACHER.out
+    assert str(root) not in card["command"] and "--out runs/zoo/" in card["command"]  # reruns from the root
     monkeypatch.chdir(root)
     assert eval_main([str(shipped), "--card"]) == 0, capsys.readouterr().out
 

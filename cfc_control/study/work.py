@@ -102,7 +102,7 @@ def run_train(job: TrainJob, run_dir: str, reuse: bool) -> Dict[str, Any]:
     if not finished:
         config = expected_config(job, run_path)
         options = RunOptions(resume=resumed, progress=False, tensorboard=False, threads=1)
-        train(config, options, command=f"{PROG} {shlex.join(job.argv(run_path))}")
+        train(config, options, command=f"{PROG} {shlex.join(job.argv(_shown(run_path)))}")
     files = read_policy_files(run_path / "policy")
     card = json.loads(files["card.json"]) if "card.json" in files else {}
     return {"model": job.model, "seed": job.seed, "task": job.task, "algo": job.algo, "run_dir": str(run_path),
@@ -110,6 +110,15 @@ def run_train(job: TrainJob, run_dir: str, reuse: bool) -> Dict[str, Any]:
             "parameters": card.get("parameters"), "command": card.get("command"),
             "final": card.get("final"), "job_time_s": round(time.time() - start, 2),
             "fingerprint": fingerprint(files), "files": files}
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when inside it: the command a card records
+    reruns from the repository's root, not only on this machine."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def run_eval(job: EvalJob, files: Dict[str, bytes]) -> Dict[str, Any]:

@@ -83,6 +83,8 @@ def _choose(study: StudyPlan, model: str, trains: List[Dict[str, Any]], evals: L
 def _write(target: Path, source: Path, recipe: FamilyRecipe, records: Dict[str, Dict[str, Any]],
            jitter: Dict[int, float], seed: int) -> None:
     card = json.loads((source / "card.json").read_text())
+    # A run made before studies recorded relative paths: its command, from the repository's root.
+    card["command"] = str(card.get("command", "")).replace(f"{Path.cwd()}/", "")
     card["evaluation"] = card_evaluation(records)
     card["teacher"] = recipe.expert
     card["selection"] = {"rule": SELECTION_RULE, "seed": seed,
