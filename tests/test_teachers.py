@@ -106,6 +106,16 @@ def test_a_run_directory_is_not_overwritten_or_resumed_with_other_settings(tmp_p
     assert err.count("\n") == 1 and "--resume" in err and "Traceback" not in err
 
 
+def test_a_resumed_teachers_card_records_the_command_that_trains_it(tmp_path):
+    args = ["--env", "InvertedPendulum", "--algo", "ppo", "--out", str(tmp_path / "e"), "--run-dir", str(tmp_path / "r"),
+            "--set", "n_steps=32", "--set", "batch_size=32", "--set", "n_epochs=1", "--set",
+            'policy_kwargs={"net_arch": [8]}', "--eval-episodes", "1", "--checkpoint-every", "32", "--no-progress"]
+    assert main([*args, "--steps", "32"]) == 0
+    assert main([*args, "--steps", "64", "--resume"]) == 0  # trained on to more steps
+    card = json.loads((tmp_path / "e" / "card.json").read_text())
+    assert card["steps"] == 64 and "--steps 64" in card["command"] and "--resume" not in card["command"]
+
+
 def test_teacher_config_mistakes_are_named(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown env 'Hoper'"):
         train_teacher(TeacherConfig(env="Hoper", out=str(tmp_path / "x")), progress=False)

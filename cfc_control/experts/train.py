@@ -29,7 +29,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     given = vars(parser.parse_args(argv))
     resume, progress = given.pop("resume"), not given.pop("no_progress")
-    command = f"{PROG} " + shlex.join(sys.argv[1:] if argv is None else argv)
+    # The card records what trains the teacher: the same command whether or not it was resumed.
+    command = f"{PROG} " + shlex.join(a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume")
     try:
         config = build(TeacherConfig, given)
         result = train_teacher(config, resume=resume, progress=progress, command=command)
