@@ -129,7 +129,7 @@ def build_zoo(plan: ZooPlan, backend: Backend, *, reuse: bool = True,
             write_report(study, trains, evals, meta, load_expert_results(study))
             outcome.studied.append(family)
         if "ship" in plan.stages:
-            shipped = ship_students(recipe, study, plan.policies, log=log)
+            shipped = ship_students(recipe, study, plan.policies, log=log, runs_root=plan.runs_root)
             outcome.shipped.extend(str(p) for p in shipped)
         write_summary(plan, plan.studies / "README.md")  # after each family: progress shows
     outcome.wall_s = time.time() - start

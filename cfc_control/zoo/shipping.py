@@ -42,7 +42,7 @@ def card_evaluation(records: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, A
 
 
 def ship_students(recipe: FamilyRecipe, study: StudyPlan, policies: Path,
-                  log: Callable[[str], None] = print) -> List[Path]:
+                  log: Callable[[str], None] = print, runs_root: Path = Path("runs/zoo")) -> List[Path]:
     """Write ``policies/<model>-dagger-<task>`` for each shipped model the study has finished
     (every seed trained and evaluated under the card's timings); returns the directories written."""
     trains, evals = load_results(study)
@@ -54,7 +54,7 @@ def ship_students(recipe: FamilyRecipe, study: StudyPlan, policies: Path,
             continue
         train, records, jitter = chosen
         target = Path(policies) / recipe.shipped_name(model)
-        _write(target, Path(train["run_dir"]) / "policy", recipe, records, jitter, train["seed"])
+        _write(target, Path(train["run_dir"]) / "policy", recipe, records, jitter, train["seed"], runs_root)
         written.append(target)
         ev = records["Jitter"]
         log(f"  shipped {target} (seed {train['seed']}): Jitter {ev['mean']:.1f} ± {ev['std']:.1f}")
@@ -81,10 +81,10 @@ def _choose(study: StudyPlan, model: str, trains: List[Dict[str, Any]], evals: L
 
 
 def _write(target: Path, source: Path, recipe: FamilyRecipe, records: Dict[str, Dict[str, Any]],
-           jitter: Dict[int, float], seed: int) -> None:
+           jitter: Dict[int, float], seed: int, runs_root: Path) -> None:
     card = json.loads((source / "card.json").read_text())
     # A run made before studies recorded relative paths: its command, from the repository's root.
-    card["command"] = str(card.get("command", "")).replace(f"{Path.cwd()}/", "")
+    card["command"] = str(card.get("command", "")).replace(str(runs_root.resolve()), str(runs_root))
     card["evaluation"] = card_evaluation(records)
     card["teacher"] = recipe.expert
     card["selection"] = {"rule": SELECTION_RULE, "seed": seed,
