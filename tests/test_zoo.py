@@ -2,7 +2,6 @@
 study), ships the students with their cards and writes the summary, resuming job by job."""
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -3,8 +3,8 @@ students), then the shipped students with their cards, then the summary.
 
 Every stage resumes job by job: a teacher continues from its newest checkpoint (or is skipped when
 its expert directory already holds the finished teacher), a study reuses every training and
-evaluation it has stored (:mod:`cfc_control.study.driver`), and shipping rewrites a policy directory
-only when the study's chosen run has changed. Teachers are jobs on the same backends as the study's
+evaluation it has stored (:mod:`cfc_control.study.driver`), and shipping writes each policy directory
+from the study's stored results (the same bytes again when nothing changed). Teachers are jobs on the same backends as the study's
 (local processes or Ray), so N workers train N teachers at once.
 
     plan = ZooPlan(recipes_for("InvertedPendulum,Walker2d"))
@@ -14,11 +14,10 @@ only when the study's chosen run has changed. Teachers are jobs on the same back
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from cfc_control.files import atomic_write_bytes, read_json
 from cfc_control.study import load_expert_results, load_results, run_study, write_report
