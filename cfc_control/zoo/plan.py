@@ -17,8 +17,8 @@ STAGES = ("teachers", "students", "ship")
 class ZooPlan:
     """What one rebuild covers. Paths are relative to the working directory (the repository's
     root), as in the commands the cards record: teachers go to ``policies/experts/`` with their
-    checkpoints under ``runs/teachers/``, students' runs under ``runs/zoo/``, studies under
-    ``studies``/<family>, shipped students to ``policies/``."""
+    checkpoints under ``runs/teachers/``, students' runs under ``runs/zoo/``, each family's study
+    under ``studies/zoo/<family>/``, shipped students to ``policies/``."""
 
     recipes: Dict[str, FamilyRecipe]
     stages: Tuple[str, ...] = STAGES
