@@ -82,6 +82,35 @@ def shrink_output_layer(model: RecurrentModel, scale: float) -> bool:
     return True
 
 
+def zero_time_gate(model: RecurrentModel) -> bool:
+    """Zero the weights and bias of the time head t_a of ``model``'s unwired CfC cell, so that
+    its gate sigmoid(t_a Δt + t_b) starts independent of Δt (t_b, the gate's offset, is kept).
+    Returns False when the model has no such cell (wired CfC, LTC, LSTM, MLP, pure mode).
+
+    Why (studies/ppo-cfc-long-periods.md): with the reference initialisation every unit's new
+    state is a Δt-dependent mix of two unrelated candidates, so the whole state carries the
+    history of past periods, and an action depends more on the period two steps ago than on the
+    last one; PPO keeps that random time response (the weights move ~10% in 100k steps), and a
+    run of long periods shifts the state until the pole falls. Started at zero, t_a grows only
+    where the loss asks for a time response (its gradient, g (tanh f2 - tanh f1) s (1 - s) Δt, is
+    not zero)."""
+    cell = getattr(model, "rnn_cell", None)
+    if getattr(model, "wiring", None) is not None or getattr(cell, "mode", "pure") == "pure":
+        return False
+    if not all(hasattr(cell, k) for k in ("in_proj", "rec_proj", "heads", "hidden_size")):
+        return False
+    h = cell.hidden_size
+    with torch.no_grad():
+        if cell.heads is not None:
+            cell.heads.weight[2 * h:3 * h].zero_()
+            cell.heads.bias[2 * h:3 * h].zero_()
+        else:
+            cell.in_proj.weight[2 * h:3 * h].zero_()
+            cell.in_proj.bias[2 * h:3 * h].zero_()
+            cell.rec_proj.weight[2 * h:3 * h].zero_()
+    return True
+
+
 class ActorCritic(nn.Module):
     """Recurrent actor (a :class:`RecurrentPolicy`), recurrent critic, state-independent log-std.
 

@@ -54,7 +54,7 @@ from cfc_control.models.base import map_state
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
-from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer
+from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer, zero_time_gate
 from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env, vec_env_nominal_dt,
                                              vec_env_trained_periods)
 from cfc_control.tasks import resolve_env_id
@@ -132,6 +132,8 @@ class SequencePPO(OnPolicyAlgorithm):
             critic_kw = self.model_kw if fresh and self.config.critic == "same" else None
             policy = ActorCritic.build(actor, critic=self.config.critic, log_std_init=self.config.log_std_init,
                                        dt_channel=self.dt_channel, critic_kw=critic_kw)
+            if self.config.time_gate_init == "zero":
+                zero_time_gate(policy.critic)  # a fresh critic; a fresh actor's is zeroed when built
         width = int(self.observation_space.shape[0])
         if policy.obs_width != width or policy.n_act != int(self.action_space.shape[0]):
             raise ValueError(f"the policy takes {policy.obs_width} observation features and gives {policy.n_act} "
@@ -154,6 +156,8 @@ class SequencePPO(OnPolicyAlgorithm):
                       if self.config.normalize_obs else ObsNormalizer.identity(n_obs))
         model = make(model_name, n_obs, n_act, **self.model_kw)
         shrink_output_layer(model, self.config.actor_output_scale)
+        if self.config.time_gate_init == "zero":
+            zero_time_gate(model)
         time_input = TimeInput.around(vec_env_nominal_dt(self.env))
         time_input.trained = vec_env_trained_periods(self.env)
         return RecurrentPolicy(model, normalizer, ActionMapping(self.action_space.low, self.action_space.high),

@@ -49,6 +49,7 @@ class PPOConfig:
     obs_clip: float = 10.0
     critic: str = "same"            # critic model (cfc_control.models name), "same" as the actor
     critic_warmup: int = 0          # first iterations train the critic only (for --init-from)
+    time_gate_init: str = "reference"  # fresh CfC actor and critic: "zero" starts the gate's Δt weight t_a at 0
 
     def __post_init__(self) -> None:
         positive = ("total_steps", "n_envs", "n_steps", "seq_len", "batch_size", "n_epochs")
@@ -69,6 +70,8 @@ class PPOConfig:
             raise ValueError(f"PPOConfig.lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         if self.critic != "same" and self.critic not in available():
             raise ValueError(f"PPOConfig.critic must be 'same' or one of {available()}, got {self.critic!r}")
+        if self.time_gate_init not in ("reference", "zero"):
+            raise ValueError(f"PPOConfig.time_gate_init must be 'reference' or 'zero', got {self.time_gate_init!r}")
         if self.critic_warmup < 0:
             raise ValueError(f"PPOConfig.critic_warmup must be >= 0, got {self.critic_warmup!r}")
         for name in ("clip_range_vf", "target_kl"):
