@@ -212,3 +212,19 @@ def test_time_gate_init_zero_starts_the_cfc_actor_and_critic_without_a_time_resp
     assert not za.in_proj.weight[16:24].any() and not za.rec_proj.weight[16:24].any()
     with pytest.raises(ValueError, match="time_gate_init"):
         config_for(TASK, {"time_gate_init": "small"})
+
+
+def test_the_plain_cfc_explores_less_on_the_pendulum_and_other_models_keep_the_family_setting():
+    # studies/ppo-cfc-long-periods.md: with exp(-1.5) = 0.22 action half-ranges of exploration
+    # noise, held for each (up to 2x nominal) period, the plain CfC learns a high-gain controller
+    # that overcorrects after runs of long periods; exp(-2.5) = 0.08 is its setting there.
+    assert config_for(TASK, model="cfc").log_std_init == -2.5
+    assert np.exp(config_for(TASK, model="cfc").log_std_init) < 0.1
+    for other in ("cfc-mm", "lstm", "mlp", "ncp", None):
+        assert config_for(TASK, model=other).log_std_init == -1.5
+    assert config_for("HalfCheetah-Pos-Jitter", model="cfc").log_std_init == -1.0  # other families as they were
+    assert config_for(TASK, init_from=True, model="cfc").log_std_init == -1.5  # a cloned actor: INIT_FROM_DEFAULTS
+    assert config_for(TASK, {"log_std_init": "-1"}, model="cfc").log_std_init == -1.0  # --hp wins
+    algo = SequencePPO(TASK, "cfc", config_for(TASK, {"n_envs": 2, "n_steps": 16, "total_steps": 32}, model="cfc"),
+                       model_kw={"units": 8}, seed=0)
+    assert torch.equal(algo.policy.log_std.detach(), torch.full((1,), -2.5))

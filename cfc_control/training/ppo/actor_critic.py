@@ -87,13 +87,13 @@ def zero_time_gate(model: RecurrentModel) -> bool:
     its gate sigmoid(t_a Δt + t_b) starts independent of Δt (t_b, the gate's offset, is kept).
     Returns False when the model has no such cell (wired CfC, LTC, LSTM, MLP, pure mode).
 
-    Why (studies/ppo-cfc-long-periods.md): with the reference initialisation every unit's new
-    state is a Δt-dependent mix of two unrelated candidates, so the whole state carries the
-    history of past periods, and an action depends more on the period two steps ago than on the
-    last one; PPO keeps that random time response (the weights move ~10% in 100k steps), and a
-    run of long periods shifts the state until the pole falls. Started at zero, t_a grows only
-    where the loss asks for a time response (its gradient, g (tanh f2 - tanh f1) s (1 - s) Δt, is
-    not zero)."""
+    With the reference initialisation a plain CfC's new state is a Δt-dependent mix of two
+    unrelated candidates, so its state carries the history of past periods (a PPO-trained
+    pendulum policy's action moves more when the period two steps back is changed than when the
+    last one is); started at zero, t_a grows only where the loss asks for a time response. On
+    InvertedPendulum-Pos-Irregular that removes the history dependence but not the falls after
+    runs of long periods (studies/ppo-cfc-long-periods.md), so it is not the default.
+    """
     cell = getattr(model, "rnn_cell", None)
     if getattr(model, "wiring", None) is not None or getattr(cell, "mode", "pure") == "pure":
         return False

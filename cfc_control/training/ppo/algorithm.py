@@ -90,10 +90,10 @@ class SequencePPO(OnPolicyAlgorithm):
                  task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None) -> None:
         if isinstance(env, str):
             task = resolve_env_id(env)
-            config = config or config_for(task)
+            config = config or config_for(task, model=_name_of(policy))
             env = make_task_vec_env(task, config.n_envs, normalize_reward=config.normalize_reward,
                                     gamma=config.gamma, timing=timing, obs=obs)
-        config = config or config_for(task)
+        config = config or config_for(task, model=_name_of(policy))
         if not isinstance(policy, (str, RecurrentPolicy, ActorCritic)):
             raise TypeError(f"policy must be a model name, a RecurrentPolicy or an ActorCritic, got {type(policy).__name__}")
         self.config = config
@@ -354,3 +354,12 @@ class _LinearSchedule:
 
     def __call__(self, progress_remaining: float) -> float:
         return self.initial * float(progress_remaining)
+
+
+def _name_of(policy: Any) -> Optional[str]:
+    """The model name of a policy spec (for the per-model defaults of ``config_for``)."""
+    if isinstance(policy, str):
+        return policy
+    if isinstance(policy, ActorCritic):
+        return policy.actor.model_name
+    return getattr(policy, "model_name", None)
