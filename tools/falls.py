@@ -166,6 +166,36 @@ def gains(eps: List[Dict[str, np.ndarray]]) -> Dict[str, Any]:
     return out
 
 
+def hold_stability(env_id: str, gains_by_t: Dict[str, Any], nominal: float) -> Dict[str, Any]:
+    """Spectral radius of the linearised plant (the LQR expert's linearisation at upright, exact
+    zero-order hold) under each bin's fitted gains, held for 1x and 2x the nominal period: above
+    1, the gains the policy uses after such periods make an oscillation grow if the next period
+    is that long too. Pendulum tasks only (None elsewhere)."""
+    from cfc_control.experts.lqr import discretize, linearize
+    env = make_env(env_id)
+    try:
+        a, b = linearize(env.unwrapped.model)
+        low, high = env.action_space.low.astype(float), env.action_space.high.astype(float)
+    except Exception:  # not a pendulum (quaternions, several actuators)
+        return None
+    finally:
+        env.close()
+    if a.shape[0] != 4 or b.shape[1] != 1:
+        return None
+    half = float((high - low)[0] / 2)
+    out = {}
+    for name, g in gains_by_t.items():
+        if not isinstance(g, dict) or "theta" not in g:
+            continue
+        k = half * np.array([[g["x"], g["theta"], g["xdot"], g["thetadot"]]])  # u = +K s
+        row = {}
+        for hold in (1.0, 2.0):
+            ad, bd = discretize(a, b, hold * nominal)
+            row[f"hold_{hold:g}x"] = round(float(np.max(np.abs(np.linalg.eigvals(ad + bd @ k)))), 3)
+        out[name] = row
+    return out
+
+
 def probe(policy, eps: List[Dict[str, np.ndarray]], limit: int = 4000) -> Dict[str, Any]:
     """Re-run the visited steps with the step's Δt replaced: mean |y(Δt=a) - y(Δt=b)|."""
     rng = np.random.default_rng(0)
@@ -242,6 +272,7 @@ def main(argv=None) -> int:
     eps = record(policy, task, a.timing, a.episodes)
     out = summarise(eps, a.before)
     out["gains_by_t"] = gains(eps)
+    out["closed_loop_radius_by_t"] = hold_stability(task, out["gains_by_t"], policy.time_input.nominal_dt)
     if a.probe:
         out["time_response"] = probe(policy, eps)
         out["time_history"] = history(policy, eps)
