@@ -2,6 +2,7 @@
 
     python tools/falls.py RUN/policy [--timing Irregular] [--episodes 100] [--before 10]
     python tools/falls.py RUN/policy --probe        # also the action's response to Δt
+    python tools/falls.py RUN/policy --clamp 0.25,1  # the model time clamped (x nominal): return
 
 Runs the same episodes as ``python -m cfc_control.eval`` (reset seeds EVAL_SEED + i, the policy
 stepped with each step's realised period) and records per step the model time Δt / nominal, the
@@ -265,10 +266,21 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--before", type=int, default=10)
     p.add_argument("--probe", action="store_true")
+    p.add_argument("--clamp", default=None, metavar="LO,HI",
+                   help="clamp the policy's model time to [LO, HI] (x nominal) and print the mean return")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     policy = load_policy(resolve_policy_dir(a.policy))
     task = a.env or resolve_stored_task(policy.task, "the policy's config.json")
+    if a.clamp:
+        from cfc_control.episodes.evaluation import evaluate
+        lo, hi = (float(v) for v in a.clamp.split(","))
+        n = policy.time_input.nominal_dt
+        policy.time_input.dt_min, policy.time_input.dt_max = lo * n, hi * n
+        r = evaluate(policy, task, timing=a.timing, episodes=a.episodes)
+        print(json.dumps({"model_time_clamped_to": [lo, hi], "timing": a.timing, "episodes": a.episodes,
+                          "mean": r.mean, "std": r.std}))
+        return 0
     eps = record(policy, task, a.timing, a.episodes)
     out = summarise(eps, a.before)
     out["gains_by_t"] = gains(eps)
