@@ -112,6 +112,8 @@ def summarise(eps: List[Dict[str, np.ndarray]], before: int) -> Dict[str, Any]:
                               "share_t_ge_1.5_all": float(np.mean(t_all >= 1.5)),
                               "clipped": float(np.mean(np.abs(tail_y) > 1)),
                               "hnorm": float(np.mean(np.concatenate([e["hnorm"][-before:] for e in falls]))),
+                              # the cart at the end of its rail (|x| >= 0.95 of the slider's 1 m) at the fall
+                              "at_rail": int(sum(np.max(np.abs(e["state"][-before:, 0])) >= 0.95 for e in falls)),
                               "fall_step": [int(len(e["t"])) for e in falls]}
     if eps[0]["gate"].size:
         g = np.concatenate([e["gate"] for e in eps])
