@@ -184,3 +184,47 @@ def test_ppo_model_defaults_apply_unless_overridden():
     assert plain.policy.critic.config["backbone_layers"] == 0
     given = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8, "backbone_layers": 1}, seed=0)
     assert given.policy.actor.model.config["backbone_layers"] == 1
+
+
+def _dt_response(model, steps=6, seed=0):
+    """Largest change of the model's outputs over a sequence when every period is replaced."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, steps, model.input_size, generator=g)
+    t1 = torch.empty(4, steps).uniform_(0.5, 2.0, generator=g)
+    t2 = torch.empty(4, steps).uniform_(0.5, 2.0, generator=g)
+    with torch.no_grad():
+        return float((model(x, None, t1)[0] - model(x, None, t2)[0]).abs().max())
+
+
+def test_time_gate_init_zero_starts_the_cfc_actor_and_critic_without_a_time_response():
+    # --hp time_gate_init=zero (studies/ppo-cfc-long-periods.md): a fresh CfC actor's and
+    # critic's outputs do not depend on the periods, past or present, until training makes them;
+    # the default keeps the reference initialisation, whose outputs do.
+    zero = SequencePPO(_cue_vec(), "cfc", _tiny(time_gate_init="zero"), model_kw={"units": 8}, seed=0)
+    assert _dt_response(zero.policy.actor.model) == 0.0
+    assert _dt_response(zero.policy.critic) == 0.0
+    ref = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0)
+    assert config_for(TASK).time_gate_init == "reference"
+    assert _dt_response(ref.policy.actor.model) > 0.0 and _dt_response(ref.policy.critic) > 0.0
+    # only the time head differs: the same draws, t_a rows zeroed
+    za, ra = zero.policy.actor.model.rnn_cell, ref.policy.actor.model.rnn_cell
+    assert torch.equal(za.in_proj.weight[:16], ra.in_proj.weight[:16])
+    assert not za.in_proj.weight[16:24].any() and not za.rec_proj.weight[16:24].any()
+    with pytest.raises(ValueError, match="time_gate_init"):
+        config_for(TASK, {"time_gate_init": "small"})
+
+
+def test_the_plain_cfc_explores_less_on_the_pendulum_and_other_models_keep_the_family_setting():
+    # studies/ppo-cfc-long-periods.md: with exp(-1.5) = 0.22 action half-ranges of exploration
+    # noise, held for each (up to 2x nominal) period, the plain CfC learns a high-gain controller
+    # that overcorrects after runs of long periods; exp(-2.5) = 0.08 is its setting there.
+    assert config_for(TASK, model="cfc").log_std_init == -2.5
+    assert np.exp(config_for(TASK, model="cfc").log_std_init) < 0.1
+    for other in ("cfc-mm", "lstm", "mlp", "ncp", None):
+        assert config_for(TASK, model=other).log_std_init == -1.5
+    assert config_for("HalfCheetah-Pos-Jitter", model="cfc").log_std_init == -1.0  # other families as they were
+    assert config_for(TASK, init_from=True, model="cfc").log_std_init == -1.5  # a cloned actor: INIT_FROM_DEFAULTS
+    assert config_for(TASK, {"log_std_init": "-1"}, model="cfc").log_std_init == -1.0  # --hp wins
+    algo = SequencePPO(TASK, "cfc", config_for(TASK, {"n_envs": 2, "n_steps": 16, "total_steps": 32}, model="cfc"),
+                       model_kw={"units": 8}, seed=0)
+    assert torch.equal(algo.policy.log_std.detach(), torch.full((1,), -2.5))

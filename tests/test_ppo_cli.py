@@ -34,6 +34,8 @@ def test_ppo_run_writes_policy_card_logs_and_checkpoints(tmp_path, capsys):
     assert card["steps"] == 256 and card["iterations"] == 2
     assert card["model_kwargs"] == {"backbone_layers": 0, "units": 8}
     assert card["hyperparameters"]["ppo"]["n_envs"] == 2 and card["hyperparameters"]["ppo"]["batch_size"] == 64
+    # the plain CfC on the pendulum explores with exp(-2.5) (studies/ppo-cfc-long-periods.md)
+    assert card["hyperparameters"]["ppo"]["log_std_init"] == -2.5
     assert card["training_time_s"] > 0 and "--algo ppo" in card["command"]
     assert set(card["evaluation"]) == {"Fixed", "Irregular"}
     assert all(len(e["returns"]) == 2 for e in card["evaluation"].values())

@@ -105,7 +105,7 @@ def check_config(config: RunConfig) -> None:
     if config.algo == "ppo":
         if config.ppo.init_from:
             resolve_policy_dir(config.ppo.init_from)
-        config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from))
+        config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from), model=config.policy)
 
 
 def train(config: RunConfig, options: RunOptions = RunOptions(), command: Optional[str] = None) -> RunOutcome:

@@ -75,6 +75,35 @@ def shrink_output_layer(model: RecurrentModel, scale: float) -> bool:
     return True
 
 
+def zero_time_gate(model: RecurrentModel) -> bool:
+    """Zero the weights and bias of the time head t_a of ``model``'s unwired CfC cell, so that
+    its gate sigmoid(t_a Δt + t_b) starts independent of Δt (t_b, the gate's offset, is kept).
+    Returns False when the model has no such cell (wired CfC, LTC, LSTM, MLP, pure mode).
+
+    With the reference initialisation a plain CfC's new state is a Δt-dependent mix of two
+    unrelated candidates, so its state carries the history of past periods (a PPO-trained
+    pendulum policy's action moves more when the period two steps back is changed than when the
+    last one is); started at zero, t_a grows only where the loss asks for a time response. On
+    InvertedPendulum-Pos-Irregular that removes the history dependence but not the falls after
+    runs of long periods (studies/ppo-cfc-long-periods.md), so it is not the default.
+    """
+    cell = getattr(model, "rnn_cell", None)
+    if getattr(model, "wiring", None) is not None or getattr(cell, "mode", "pure") == "pure":
+        return False
+    if not all(hasattr(cell, k) for k in ("in_proj", "rec_proj", "heads", "hidden_size")):
+        return False
+    h = cell.hidden_size
+    with torch.no_grad():
+        if cell.heads is not None:
+            cell.heads.weight[2 * h:3 * h].zero_()
+            cell.heads.bias[2 * h:3 * h].zero_()
+        else:
+            cell.in_proj.weight[2 * h:3 * h].zero_()
+            cell.in_proj.bias[2 * h:3 * h].zero_()
+            cell.rec_proj.weight[2 * h:3 * h].zero_()
+    return True
+
+
 class ActorCritic(nn.Module):
     """Recurrent actor (a :class:`RecurrentPolicy`), recurrent critic, state-independent log-std.
 

@@ -54,7 +54,7 @@ from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, 
 from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
-from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer
+from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer, zero_time_gate
 from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env, vec_env_nominal_dt,
                                              vec_env_trained_periods)
 from cfc_control.tasks import resolve_env_id
@@ -90,10 +90,10 @@ class SequencePPO(OnPolicyAlgorithm):
                  task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None) -> None:
         if isinstance(env, str):
             task = resolve_env_id(env)
-            config = config or config_for(task)
+            config = config or config_for(task, model=_name_of(policy))
             env = make_task_vec_env(task, config.n_envs, normalize_reward=config.normalize_reward,
                                     gamma=config.gamma, timing=timing, obs=obs)
-        config = config or config_for(task)
+        config = config or config_for(task, model=_name_of(policy))
         if not isinstance(policy, (str, RecurrentPolicy, ActorCritic)):
             raise TypeError(f"policy must be a model name, a RecurrentPolicy or an ActorCritic, got {type(policy).__name__}")
         self.config = config
@@ -132,6 +132,8 @@ class SequencePPO(OnPolicyAlgorithm):
             critic_kw = self.model_kw if fresh and self.config.critic == "same" else None
             policy = ActorCritic.build(actor, critic=self.config.critic, log_std_init=self.config.log_std_init,
                                        dt_channel=self.dt_channel, critic_kw=critic_kw)
+            if self.config.time_gate_init == "zero":
+                zero_time_gate(policy.critic)  # a fresh critic; a fresh actor's is zeroed when built
         width = int(self.observation_space.shape[0])
         if policy.obs_width != width or policy.n_act != int(self.action_space.shape[0]):
             raise ValueError(f"the policy takes {policy.obs_width} observation features and gives {policy.n_act} "
@@ -155,6 +157,8 @@ class SequencePPO(OnPolicyAlgorithm):
         model_kind, blind = parse_policy_name(model_name)
         model = make(model_kind, n_obs, n_act, **self.model_kw)
         shrink_output_layer(model, self.config.actor_output_scale)
+        if self.config.time_gate_init == "zero":
+            zero_time_gate(model)
         time_input = TimeInput.around(vec_env_nominal_dt(self.env))
         time_input.trained, time_input.blind = vec_env_trained_periods(self.env), blind
         return RecurrentPolicy(model, normalizer, ActionMapping(self.action_space.low, self.action_space.high),
@@ -352,3 +356,12 @@ class _LinearSchedule:
 
     def __call__(self, progress_remaining: float) -> float:
         return self.initial * float(progress_remaining)
+
+
+def _name_of(policy: Any) -> Optional[str]:
+    """The model name of a policy spec (for the per-model defaults of ``config_for``)."""
+    if isinstance(policy, str):
+        return policy
+    if isinstance(policy, ActorCritic):
+        return policy.actor.model_name
+    return getattr(policy, "model_name", None)

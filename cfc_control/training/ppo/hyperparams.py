@@ -1,9 +1,10 @@
 """Every PPO hyperparameter in one visible place: the defaults, then the per-task overrides.
 
-``config_for(task, overrides)`` returns the :class:`PPOConfig` for a task: the dataclass
-defaults, updated by :data:`TASK_DEFAULTS` for the task's family (InvertedPendulum, HalfCheetah,
-...), updated by ``overrides`` (the command line's flags and ``--hp KEY=VALUE``). Unknown keys
-raise a ValueError that lists the known ones.
+``config_for(task, overrides, model=name)`` returns the :class:`PPOConfig` for a task: the
+dataclass defaults, updated by :data:`TASK_DEFAULTS` for the task's family (InvertedPendulum,
+HalfCheetah, ...), then by :data:`TASK_MODEL_DEFAULTS` for that family and the model trained,
+updated by ``overrides`` (the command line's flags and ``--hp KEY=VALUE``). Unknown keys raise a
+ValueError that lists the known ones.
 
 Units: ``n_steps`` is per env, so a rollout holds ``n_envs * n_steps`` env steps; ``batch_size``
 is in env steps (a minibatch holds whole sequences adding up to about that many);
@@ -14,7 +15,7 @@ is in env steps (a minibatch holds whole sequences adding up to about that many)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from cfc_control.models.registry import available
 from cfc_control.tasks import task_info
@@ -49,6 +50,7 @@ class PPOConfig:
     obs_clip: float = 10.0
     critic: str = "same"            # critic model (cfc_control.models name), "same" as the actor
     critic_warmup: int = 0          # first iterations train the critic only (for --init-from)
+    time_gate_init: str = "reference"  # fresh CfC actor and critic: "zero" starts the gate's Δt weight t_a at 0
 
     def __post_init__(self) -> None:
         positive = ("total_steps", "n_envs", "n_steps", "seq_len", "batch_size", "n_epochs")
@@ -69,6 +71,8 @@ class PPOConfig:
             raise ValueError(f"PPOConfig.lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         if self.critic != "same" and self.critic not in available():
             raise ValueError(f"PPOConfig.critic must be 'same' or one of {available()}, got {self.critic!r}")
+        if self.time_gate_init not in ("reference", "zero"):
+            raise ValueError(f"PPOConfig.time_gate_init must be 'reference' or 'zero', got {self.time_gate_init!r}")
         if self.critic_warmup < 0:
             raise ValueError(f"PPOConfig.critic_warmup must be >= 0, got {self.critic_warmup!r}")
         for name in ("clip_range_vf", "target_kl"):
@@ -109,6 +113,21 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "Reacher": {"total_steps": 500_000, "n_steps": 64, "batch_size": 256, "gamma": 0.9},
 }
 
+# Per task family and model name, what differs from the family's settings above for that model.
+# InvertedPendulum, plain CfC: exploration noise exp(-2.5) = 0.08 action half-ranges instead of
+# exp(-1.5) = 0.22. The falls after runs of long periods are the overcorrection of a high-gain
+# controller: with the larger noise the plain CfC learns gains 2-3.6x the LQR's that rise with
+# the period (fitted theta gain 5.1 -> 8.7 from 0.5x to 2x periods, seed 2), which overcorrect
+# when the next action is held for 2x as well; a period's noise is held for the whole period, so its push
+# grows with the period. With 0.08 it learns a gentler controller (theta gain 2.9 -> 3.7, mean
+# |action| 0.08 against 0.25) and learns faster (training return 827 against 478 at 100k
+# steps). 100 Irregular episodes, seeds 0/1/2: 970.2 / 953.2 / 979.8 (with -1.5: 977.1 / 839.7 /
+# 732.1); studies/ppo-cfc-long-periods.md. Other models keep the family's -1.5 (cfc-mm and the
+# LSTM balance in every episode with it).
+TASK_MODEL_DEFAULTS: Dict[Tuple[str, str], Dict[str, Any]] = {
+    ("InvertedPendulum", "cfc"): {"log_std_init": -2.5},
+}
+
 # Model arguments a fresh PPO actor (and its "same" critic) gets by default, per model name;
 # --model-kw overrides them key by key. Measured on InvertedPendulum-Pos-Irregular, 100k steps,
 # seeds 0/1/2, deterministic return under Irregular timing over 20 episodes: the registry's CfC
@@ -118,7 +137,8 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
 # backbone-free heads. On that task the plain CfC's failures are falls after runs of long periods
 # (over 100 Irregular episodes, seed 0: CfC 864, LSTM 1000); with mixed memory the CfC balances
 # like the LSTM (README, "Reinforcement learning"). Tried without effect for the plain CfC: 128
-# units, a 64-unit backbone, a linear learning-rate decay, Δt as an extra input feature.
+# units, a 64-unit backbone, a linear learning-rate decay, Δt as an extra input feature; what
+# fixed it is less exploration noise (TASK_MODEL_DEFAULTS above).
 MODEL_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "cfc": {"backbone_layers": 0},
     "cfc-mm": {"backbone_layers": 0},
@@ -143,9 +163,10 @@ def task_family(task: str) -> str:
 
 
 def config_for(task: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
-               init_from: bool = False) -> PPOConfig:
-    """The defaults, then the task family's, then :data:`INIT_FROM_DEFAULTS` when ``init_from``,
-    then ``overrides`` (``None`` values are ignored, so unset flags keep the defaults)."""
+               init_from: bool = False, model: Optional[str] = None) -> PPOConfig:
+    """The defaults, then the task family's, then the family's for ``model`` (a model name, see
+    :data:`TASK_MODEL_DEFAULTS`), then :data:`INIT_FROM_DEFAULTS` when ``init_from``, then
+    ``overrides`` (``None`` values are ignored, so unset flags keep the defaults)."""
     known = {f.name for f in fields(PPOConfig)}
     given = {k: v for k, v in dict(overrides or {}).items() if v is not None}
     unknown = sorted(set(given) - known)
@@ -153,7 +174,10 @@ def config_for(task: Optional[str] = None, overrides: Optional[Mapping[str, Any]
         raise ValueError(f"unknown PPO hyperparameters {unknown}; known: {sorted(known)}")
     values: Dict[str, Any] = {}
     if task is not None:
-        values.update(TASK_DEFAULTS.get(task_family(task), {}))
+        family = task_family(task)
+        values.update(TASK_DEFAULTS.get(family, {}))
+        if model is not None:
+            values.update(TASK_MODEL_DEFAULTS.get((family, model.strip().lower().replace("_", "-")), {}))
     if init_from:
         values.update(INIT_FROM_DEFAULTS)
     values.update(given)

@@ -96,11 +96,19 @@ def _checkpoint_parts(algo: SequencePPO) -> Tuple[Dict[str, Any], Dict[str, Any]
     return progress, tensors, models
 
 
+def _model_name(config: RunConfig, start_policy) -> Optional[str]:
+    """The name of the model PPO trains: the starting policy's, else --policy."""
+    if start_policy is not None:
+        return start_policy.model_name
+    return config.policy if isinstance(config.policy, str) else None
+
+
 def run_ppo(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     settings = config.ppo
     start_policy = _load_start_policy(config, ctx)
     init_from = bool(settings.init_from) and ctx.checkpoint is None
-    cfg = config_for(ctx.task, settings.overrides(), init_from=bool(settings.init_from))
+    cfg = config_for(ctx.task, settings.overrides(), init_from=bool(settings.init_from),
+                     model=_model_name(config, start_policy))
     resumed = ctx.checkpoint is not None
     # On resume the generators were restored from the checkpoint: seeding again would rewind them.
     algo = SequencePPO(ctx.task, start_policy if start_policy is not None else config.policy, cfg,
