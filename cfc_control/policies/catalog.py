@@ -75,12 +75,12 @@ def markdown_table(rows: List[Dict[str, Any]]) -> str:
                  f"{r['bytes'] / 1024:.0f} KB", r["budget"], _duration(r.get("training_time_s")), str(r["seed"])]
         for t in timings:
             m = r["evaluation"].get(t)
-            cells.append(_mean_std(m[0], m[1]) if m else "")
+            cells.append(format_mean_std(m[0], m[1]) if m else "")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
-def _mean_std(mean: float, std: float) -> str:
+def format_mean_std(mean: float, std: float) -> str:
     """mean ± std with the mean's precision: whole numbers from 100 up, three significant digits
     below (Reacher's costs are a few units)."""
     decimals = 0 if abs(mean) >= 100 or mean == 0 else max(0, 2 - int(math.floor(math.log10(abs(mean)))))

@@ -11,6 +11,7 @@ negative costs (Reacher) it is return(Jitter) / return(T), so that a cost twice 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -18,7 +19,8 @@ from cfc_control.files import atomic_write_text, read_json
 from cfc_control.study import load_expert_results, load_results
 from cfc_control.study.report import aggregate
 from cfc_control.zoo.plan import ZooPlan
-from cfc_control.zoo.recipes import CARD_TIMINGS, FamilyRecipe
+from cfc_control.policies.catalog import format_mean_std
+from cfc_control.zoo.recipes import CARD_TIMINGS, RECIPES, STUDY_MODELS, FamilyRecipe
 
 GOAL_SHARE = 0.9
 ROBUSTNESS_TIMINGS = ("Irregular", "0.5x", "2x")
@@ -63,13 +65,15 @@ def family_table(recipe: FamilyRecipe, plan: ZooPlan) -> Tuple[List[str], Dict[s
         means[key] = {name: m for name, (m, _, _) in row.items()}
         shares = [f"{kept(means[key][t], means[key]['Jitter']):.0%}" if t in row and "Jitter" in row else ""
                   for t in ROBUSTNESS_TIMINGS]
-        values = [f"{row[n][0]:.0f} ± {row[n][1]:.0f}" if n in row else "" for n in CARD_TIMINGS]
+        values = [format_mean_std(row[n][0], row[n][1]) if n in row else "" for n in CARD_TIMINGS]
         lines.append("| " + " | ".join([label, *values, *shares]) + " |")
     return lines, means
 
 
 def write_summary(plan: ZooPlan, path: Path) -> Path:
-    """Write the summary of every family of the plan that has results; returns its path."""
+    """Write the summary of every family that has results (not only the plan's: rebuilds of some
+    families keep the others' tables), with every model studied; returns its path."""
+    plan = replace(plan, recipes={**RECIPES, **plan.recipes}, models=tuple(dict.fromkeys([*plan.models, *STUDY_MODELS])))
     out = ["# The zoo: teachers, students and the timing study, per family", "",
            "Written by `python -m cfc_control.zoo` (see the README's \"The zoo\"). Each table: the teacher "
            "(full state, over the evaluation episodes) and every model of the family's study (positions only, "
