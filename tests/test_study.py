@@ -13,7 +13,7 @@ from cfc_control.episodes.evaluation import evaluate
 from cfc_control.study import load_expert_results, load_results, make_backend, make_plan, parse_timings, run_study, write_report
 from cfc_control.study.__main__ import main as study_main
 from cfc_control.study.backends import InlineBackend, ProcessBackend
-from cfc_control.study.jobs import DEFAULT_TIMINGS, REQUIRED_TIMINGS, TrainJob
+from cfc_control.study.jobs import DEFAULT_TIMINGS, REQUIRED_TIMINGS, TrainJob, same_expert
 from cfc_control.study.work import reusable
 
 TASK = "InvertedPendulum-Pos-Irregular"
@@ -76,6 +76,12 @@ def test_the_reference_row_is_the_expert_the_students_learn_from(tmp_path):
     assert make_plan(TASK, out=tmp_path, train_args=("--expert=lqr-scheduled",)).expert == "lqr-scheduled"
     assert make_plan(TASK, out=tmp_path).expert == "lqr"  # the task's default expert otherwise
     assert make_plan(TASK, out=tmp_path, train_args=("--expert", "lqr-scheduled"), expert=None).expert is None
+
+
+def test_an_expert_row_stored_in_another_checkout_still_counts():
+    assert same_expert("/elsewhere/policies/experts/swimmer-ppo-teacher", "policies/experts/swimmer-ppo-teacher")
+    assert not same_expert("/elsewhere/policies/experts/walker2d-ppo-teacher", "policies/experts/swimmer-ppo-teacher")
+    assert same_expert("lqr", "lqr") and not same_expert("lqr", "lqr-scheduled")
 
 
 def test_run_dirs_match_the_train_cli_default_so_hand_made_runs_are_reused(tmp_path):

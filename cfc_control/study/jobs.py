@@ -155,7 +155,17 @@ class ExpertJob:
 
     def matches(self, record: Dict[str, Any]) -> bool:
         return (record.get("timing_spec") == self.timing.spec and record.get("episodes") == self.episodes
-                and record.get("expert") == self.expert)
+                and same_expert(str(record.get("expert")), self.expert))
+
+
+def same_expert(recorded: str, expert: str) -> bool:
+    """Whether a stored result's expert is ``expert``: the same name, or the same expert directory
+    (a result stored with the directory's absolute path in another checkout still counts)."""
+    if recorded == expert:
+        return True
+    a, b = Path(recorded).parts, Path(expert).parts
+    tail = min(len(a), len(b), 3)  # e.g. policies/experts/<name>
+    return expert.lower() not in LQR_NAMES and tail >= 2 and a[-tail:] == b[-tail:]
 
 
 @dataclass
@@ -219,8 +229,8 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
             expert = default_expert(info["id"])
         except ValueError:  # no expert shipped: training needs --demos, and there is no reference row
             expert = None
-    if expert and expert.lower() not in LQR_NAMES:
-        expert = str(Path(expert).resolve())
+    # An expert directory stays as given (its path from the repository's root, as in the students'
+    # flags); workers run from the same root.
     short = info["id"].split("/")[-1].split("-v")[0]
     out_dir = Path(out) if out is not None else Path("studies") / short
     return StudyPlan(task=info["id"], algo=algo, models=list(models), seeds=seeds,
