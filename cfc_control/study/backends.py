@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 RAY_MISSING = ("--ray-address needs Ray, an optional extra: pip install -e '.[ray]' "
                "(or pip install 'ray>=2.9')")
@@ -140,6 +140,22 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def as_completed(backend: Backend, pending: Dict[Any, Any]) -> Iterator[Tuple[Any, Any, Optional[Exception]]]:
+    """(job, result, None), or (job, None, the job's error), for each job of ``pending`` (handle ->
+    job) as it finishes, removing it; jobs added to ``pending`` meanwhile are waited for too. A
+    failed job does not stop the others."""
+    while pending:
+        done, _ = backend.wait(list(pending))
+        for handle in done:
+            job = pending.pop(handle)
+            try:
+                result = backend.result(handle)
+            except Exception as err:  # noqa: BLE001 - handed to the caller, which reports it
+                yield job, None, err
+                continue
+            yield job, result, None
 
 
 def make_backend(workers: int = 2, ray_address: Optional[str] = None) -> Backend:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from cfc_control.files import atomic_write_bytes, atomic_write_text
-from cfc_control.study.backends import Backend
+from cfc_control.study.backends import Backend, as_completed
 from cfc_control.study.jobs import StudyPlan, TrainJob
 from cfc_control.study.work import fingerprint, read_policy_files, run_eval, run_expert, run_train
 
@@ -105,30 +105,24 @@ def run_study(plan: StudyPlan, backend: Backend, *, reuse: bool = True,
     log(f"study {plan.task}: {len(pending)} jobs to start ({outcome.reused_train} trainings and "
         f"{outcome.reused_eval} evaluations reused) on {backend.name}")
     try:
-        while pending:
-            done, _ = backend.wait(list(pending))
-            for handle in done:
-                job = pending.pop(handle)
-                try:
-                    record = backend.result(handle)
-                except Exception as err:  # noqa: BLE001 - one failed job must not stop the study
-                    outcome.failures[job.key] = f"{type(err).__name__}: {err}"
-                    log(f"  FAILED {job.key}: {type(err).__name__}: {err}")
-                    continue
-                if isinstance(job, TrainJob):
-                    files = record.pop("files")
-                    _store_policy(Path(record["run_dir"]), files)
-                    write_record(plan.result_path(job), record)
-                    outcome.reused_train += bool(record["reused"])
-                    outcome.trained += not record["reused"]
-                    how = "reused" if record["reused"] else f"trained in {record['training_time_s']} s"
-                    log(f"  train {job.key}: {how}")
-                    submit_evals(job, files)
-                else:  # an evaluation of a policy or of the expert
-                    write_record(plan.result_path(job), record)
-                    outcome.evaluated += 1
-                    log(f"  eval {job.key}: {record['mean']:.1f} ± {record['std']:.1f} "
-                        f"({record['eval_time_s']} s)")
+        for job, record, err in as_completed(backend, pending):
+            if err is not None:  # one failed job must not stop the study
+                outcome.failures[job.key] = f"{type(err).__name__}: {err}"
+                log(f"  FAILED {job.key}: {type(err).__name__}: {err}")
+            elif isinstance(job, TrainJob):
+                files = record.pop("files")
+                _store_policy(Path(record["run_dir"]), files)
+                write_record(plan.result_path(job), record)
+                outcome.reused_train += bool(record["reused"])
+                outcome.trained += not record["reused"]
+                how = "reused" if record["reused"] else f"trained in {record['training_time_s']} s"
+                log(f"  train {job.key}: {how}")
+                submit_evals(job, files)
+            else:  # an evaluation of a policy or of the expert
+                write_record(plan.result_path(job), record)
+                outcome.evaluated += 1
+                log(f"  eval {job.key}: {record['mean']:.1f} ± {record['std']:.1f} "
+                    f"({record['eval_time_s']} s)")
     finally:
         outcome.wall_s = time.time() - start
     return outcome

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from cfc_control.files import atomic_write_bytes, read_json
 from cfc_control.study import load_expert_results, load_results, run_study, write_report
-from cfc_control.study.backends import Backend
+from cfc_control.study.backends import Backend, as_completed
 from cfc_control.training.teachers import TeacherConfig, resolve, teacher_run_dir, train_teacher
 from cfc_control.zoo.plan import ZooPlan
 from cfc_control.zoo.recipes import FamilyRecipe
@@ -77,23 +77,18 @@ def train_teachers(plan: ZooPlan, backend: Backend, outcome: ZooOutcome, log: Ca
             continue
         pending[backend.submit(run_teacher, config)] = family
     log(f"teachers: {len(pending)} to train, {len(outcome.teachers_ready)} ready")
-    while pending:
-        done, _ = backend.wait(list(pending))
-        for handle in done:
-            family = pending.pop(handle)
-            try:
-                record = backend.result(handle)
-            except Exception as err:  # noqa: BLE001 - one failed teacher must not stop the others
-                outcome.failures[f"teacher {family}"] = f"{type(err).__name__}: {err}"
-                log(f"  FAILED teacher {family}: {type(err).__name__}: {err}")
-                continue
-            out = Path(record["out"])
-            out.mkdir(parents=True, exist_ok=True)
-            for name, data in record["files"].items():
-                atomic_write_bytes(out / name, data)
-            outcome.teachers_trained.append(family)
-            outcome.teachers_ready.append(family)
-            log(f"  teacher {family}: {record['card']['evaluation']['mean']:.1f} (Fixed) in {record['job_time_s']} s")
+    for family, record, err in as_completed(backend, pending):
+        if err is not None:  # one failed teacher must not stop the others
+            outcome.failures[f"teacher {family}"] = f"{type(err).__name__}: {err}"
+            log(f"  FAILED teacher {family}: {type(err).__name__}: {err}")
+            continue
+        out = Path(record["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in record["files"].items():
+            atomic_write_bytes(out / name, data)
+        outcome.teachers_trained.append(family)
+        outcome.teachers_ready.append(family)
+        log(f"  teacher {family}: {record['card']['evaluation']['mean']:.1f} (Fixed) in {record['job_time_s']} s")
 
 
 def expert_ready(plan: ZooPlan, recipe: FamilyRecipe) -> Optional[str]:
