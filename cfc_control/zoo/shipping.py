@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from cfc_control.episodes.evaluation import EvalResult, card_entry
 from cfc_control.files import MANIFEST, atomic_directory, atomic_write_text, manifest_text
 from cfc_control.study import load_results
 from cfc_control.study.jobs import StudyPlan
@@ -30,15 +31,12 @@ def median_seed(jitter_means: Dict[int, float]) -> int:
 
 
 def card_evaluation(records: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """The card's evaluation section from the study's evaluation records of one policy (by the
-    study's timing name), keyed by the card's timing names."""
-    out = {}
-    for name, study_name in CARD_TIMINGS.items():
-        r = records[study_name]
-        out[name] = {"timing_spec": r["timing_spec"], "mean": round(r["mean"], 3), "std": round(r["std"], 3),
-                     "episodes": r["episodes"], "seed": r["eval_seed"], "returns": [round(x, 3) for x in r["returns"]],
-                     "mean_length": float(sum(r["lengths"]) / len(r["lengths"]))}
-    return out
+    """The card's evaluation section (:func:`~cfc_control.episodes.evaluation.card_entry`) from the
+    study's evaluation records of one policy (by the study's timing name), keyed by the card's
+    timing names."""
+    return card_entry({name: EvalResult(task="", timing=r["timing_spec"], episodes=r["episodes"], seed=r["eval_seed"],
+                                        mean=r["mean"], std=r["std"], returns=r["returns"], lengths=r["lengths"])
+                       for name, r in ((name, records[t]) for name, t in CARD_TIMINGS.items())})
 
 
 def ship_students(recipe: FamilyRecipe, study: StudyPlan, policies: Path,
