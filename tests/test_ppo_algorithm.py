@@ -228,3 +228,29 @@ def test_the_plain_cfc_explores_less_on_the_pendulum_and_other_models_keep_the_f
     algo = SequencePPO(TASK, "cfc", config_for(TASK, {"n_envs": 2, "n_steps": 16, "total_steps": 32}, model="cfc"),
                        model_kw={"units": 8}, seed=0)
     assert torch.equal(algo.policy.log_std.detach(), torch.full((1,), -2.5))
+
+
+def test_the_task_vec_env_hands_out_each_steps_own_infos_and_the_terminal_observation():
+    """Without SB3's deep copy, each step still gets fresh info dicts (changing one changes no
+    later step's), and an ended episode carries its last observation before the reset."""
+    from cfc_control.training.ppo.vec_env import InProcessVecEnv
+
+    env = make_task_vec_env(TASK, 2)
+    assert isinstance(env, InProcessVecEnv)
+    env.seed(0)
+    env.reset()
+    previous, ended = None, 0
+    for _ in range(300):  # a pendulum left alone falls within this
+        _, _, dones, infos = env.step(np.full((2, 1), 0.5, dtype=np.float32))
+        assert len(infos) == 2 and infos[0] is not infos[1]
+        if previous is not None:
+            previous[0]["dt"] = -1.0
+            assert infos[0]["dt"] > 0
+        previous = infos
+        for done, info in zip(dones, infos):
+            if done:
+                ended += 1
+                assert info["terminal_observation"].shape == env.observation_space.shape
+                assert info["TimeLimit.truncated"] is False
+    env.close()
+    assert ended >= 2

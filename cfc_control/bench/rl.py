@@ -8,7 +8,12 @@ same task, network sizes and machine, in one run:
 * ``rppo``  sb3-contrib's RecurrentPPO, ``MlpLstmPolicy`` as users run it (its default LSTM of
             256 units, its default recipe),
 * ``rppo64`` the same with the LSTM shrunk to our size (64 units),
-* ``mlp``   SB3's PPO, ``MlpPolicy`` (64x64) with its default recipe.
+* ``mlp``   SB3's PPO, ``MlpPolicy`` (64x64) with its default recipe,
+
+and the env alone, no learning, uniformly random actions (the limit every row shares):
+
+* ``env``    the task's vec env as the rows train on it (timing wrappers, Δt channel, Monitor),
+* ``mujoco`` the stock Gymnasium env it is built on, in Gymnasium's synchronous vector env.
 
 With ``--eval-episodes N`` each trained row is also scored (deterministic return under Fixed,
 Jitter and Irregular timing, N episodes each, the same reset seeds for every row), which makes
@@ -21,7 +26,8 @@ copies of the task with the Δt channel (the SB3 baselines see it as one more ob
 makes ``n_epochs = 10`` passes over every sample in its update; the minibatch sizes are each
 library's own default (ours: the task's hyperparameters), printed in the table. ``--same-recipe``
 gives the baselines our rollout length and minibatch size instead. Goals printed at the end:
-CfC at least 5x RecurrentPPO and at least half of MLP PPO.
+CfC at least 5x RecurrentPPO at equal size (``rppo64``), at least SB3's MLP PPO, and at least half
+the throughput of stepping the task's vec env alone.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ import torch
 from cfc_control.episodes.evaluation import EVAL_SEED
 from cfc_control.training.ppo import SequencePPO, config_for, make_task_vec_env
 
-ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp")
+ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp", "env", "mujoco")
+ENV_ROWS = ("env", "mujoco")
 DEFAULT_ENV = "HalfCheetah-Pos-Jitter"
 
 
@@ -112,6 +119,39 @@ def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int,
     return Result(which, what, model.num_timesteps, seconds, model.n_steps * n_envs, f"{model.batch_size} steps"), model
 
 
+def _env_only(task: str, which: str, steps: int, n_envs: int, seed: int) -> Result:
+    """Step the task's vec env (``env``) or the stock Gymnasium env under it (``mujoco``) with
+    uniformly random actions for ``steps`` env steps: no policy, no learning."""
+    import gymnasium as gym
+    import numpy as np
+
+    from cfc_control.tasks.registry import task_info
+
+    if which == "env":
+        env = make_task_vec_env(task, n_envs)
+        env.seed(seed)
+        env.reset()
+        step = env.step
+        what = "the task's vec env alone, random actions"
+    else:
+        stock = task_info(task)["base_env"]
+        env = gym.make_vec(stock, num_envs=n_envs, vectorization_mode="sync")
+        env.reset(seed=seed)
+        step = env.step
+        what = f"{stock} in Gymnasium's sync vector env, random actions"
+    space = env.action_space
+    low, high = (np.broadcast_to(b, (n_envs,) + space.shape[-1:]) for b in (space.low, space.high))
+    rng = np.random.default_rng(seed)
+    ticks = -(-steps // n_envs)
+    actions = rng.uniform(low, high, size=(ticks,) + low.shape).astype(np.float32)
+    start = time.perf_counter()
+    for action in actions:
+        step(action)
+    seconds = time.perf_counter() - start
+    env.close()
+    return Result(which, what, ticks * n_envs, seconds, 0, "")
+
+
 def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, same_recipe: bool,
         eval_episodes: int = 0) -> List[Result]:
     recipe = None
@@ -120,11 +160,13 @@ def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, same_rec
         recipe = {"n_steps": cfg.n_steps, "batch_size": cfg.batch_size, "n_epochs": cfg.n_epochs}
     results = []
     for row in rows:
-        if row in ("cfc", "lstm"):
+        if row in ENV_ROWS:
+            result, model = _env_only(task, row, steps, n_envs, seed), None
+        elif row in ("cfc", "lstm"):
             result, model = _ours(task, row, steps, n_envs, seed)
         else:
             result, model = _sb3(task, row, steps, n_envs, seed, recipe)
-        if eval_episodes > 0:
+        if eval_episodes > 0 and model is not None:
             result.returns = evaluate_returns(model, task, eval_episodes)
         results.append(result)
         r = result
@@ -140,7 +182,7 @@ def table(results: List[Result]) -> str:
              "|---" * (8 + int(scored)) + "|"]
     for r in results:
         split = f"{r.rollout_s} / {r.update_s}" if r.rollout_s is not None else ""
-        line = (f"| {r.row} | {r.what} | {r.steps_per_s:.0f} | {r.steps} | {r.seconds:.1f} | {r.rollout_steps} "
+        line = (f"| {r.row} | {r.what} | {r.steps_per_s:.0f} | {r.steps} | {r.seconds:.1f} | {r.rollout_steps or ''} "
                 f"| {r.minibatch} | {split} |")
         if scored:
             line += " " + " / ".join(f"{m:.0f} ± {s:.0f}" for m, s in (r.returns or {}).values()) + " |"
@@ -159,10 +201,13 @@ def ratios(results: List[Result]) -> Dict[str, float]:
         out["cfc / mlp"] = by["cfc"] / by["mlp"]
     if "lstm" in by and "rppo64" in by:
         out["lstm / rppo64"] = by["lstm"] / by["rppo64"]
+    for env_row in ENV_ROWS:
+        if "cfc" in by and env_row in by:
+            out[f"cfc / {env_row}"] = by["cfc"] / by[env_row]
     return out
 
 
-GOALS = {"cfc / rppo": 5.0, "cfc / mlp": 0.5}
+GOALS = {"cfc / rppo64": 5.0, "cfc / mlp": 1.0, "cfc / env": 0.5}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

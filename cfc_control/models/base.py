@@ -228,10 +228,11 @@ class RecurrentModel(nn.Module):
                 f"{type(self).__name__}.step: x must be (B, {self.input_size}), got {tuple(x.shape)}"
             )
         batch = x.shape[0]
-        initial = self.initial_state(batch, x.device, x.dtype)
-        state = initial if hx is None else self._check_state(hx, batch)
+        state = self.initial_state(batch, x.device, x.dtype) if hx is None else self._check_state(hx, batch)
         if episode_start is not None:
-            state = reset_state(state, torch.as_tensor(episode_start, device=x.device).reshape(batch), initial)
+            reset = torch.as_tensor(episode_start, device=x.device).reshape(batch)
+            if bool(reset.any()):  # (most steps of a rollout reset no row: skip the blend)
+                state = reset_state(state, reset, self.initial_state(batch, x.device, x.dtype))
         dt_t = step_dt(dt, batch, x.device, x.dtype)
         y, state = self.cell(self.input_map(x), state, dt_t)
         return self.output_map(y), state
