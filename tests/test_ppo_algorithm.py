@@ -155,6 +155,22 @@ def test_starting_from_a_given_policy_keeps_it_and_critic_warmup_freezes_it():
     assert any(not torch.equal(v, before[k]) for k, v in actor.state_dict().items())
 
 
+def test_an_actor_started_from_a_policy_keeps_its_observation_statistics():
+    """--init-from's defaults leave a given actor's normaliser as it was trained: merging PPO's
+    rollouts into it would move the inputs the actor learned on."""
+    actor = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0).policy.actor
+    normalizer = actor.obs_normalizer
+    normalizer.update(np.full((50, 1), 3.0))
+    actor.set_normalizer(normalizer)
+    before = actor.obs_normalizer.to_config()
+    cfg = config_for(None, {k: getattr(_tiny(), k) for k in ("total_steps", "n_envs", "n_steps", "seq_len",
+                                                            "batch_size", "n_epochs")}, init_from=True)
+    assert cfg.normalize_obs is False
+    algo = SequencePPO(_cue_vec(), actor, cfg, seed=1)
+    algo.learn(2 * cfg.rollout_steps)
+    assert algo.policy.actor.obs_normalizer.to_config() == before
+
+
 def test_observation_statistics_exclude_the_dt_channel_and_follow_the_rollouts():
     algo = SequencePPO(_cue_vec(), "cfc", _tiny(), model_kw={"units": 8}, seed=0)
     algo.learn(algo.config.rollout_steps)
