@@ -12,7 +12,7 @@ from cfc_control.zoo import RECIPES, FamilyRecipe, ZooPlan, build_zoo, recipes_f
 from cfc_control.zoo.__main__ import main as zoo_main
 from cfc_control.zoo.recipes import CARD_TIMINGS
 from cfc_control.zoo.shipping import median_seed
-from cfc_control.zoo.overview import kept, robustness
+from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robustness
 
 # Tiny students: 2 demonstrations, 1 epoch, one DAgger round of 1 episode, a small model.
 TINY_STUDENTS = ("--episodes", "2", "--epochs", "1", "--iterations", "1", "--dagger-episodes", "1",
@@ -54,6 +54,12 @@ def test_the_zoo_trains_the_teacher_then_the_students_and_ships_them(built_zoo):
     assert (root / "studies" / "zoo" / "InvertedPendulum" / "results.md").is_file()
     summary = (root / "studies" / "zoo" / "README.md").read_text()
     assert "## InvertedPendulum" in summary and "keeps at Irregular" in summary
+    # the job time the build recorded: the teacher's card and the study's jobs
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        times = job_seconds(recipe, tiny_plan(recipe))
+    assert times["teacher"] == card["training_time_s"] > 0 and times["students"] > 0 and times["evaluations"] > 0
+    assert "## Job time" in summary and "1 worker" in summary
 
 
 def test_a_shipped_student_is_the_median_seed_and_its_card_replays(built_zoo, monkeypatch, capsys):
@@ -98,6 +104,15 @@ def test_every_family_has_a_recipe_with_a_teacher_robust_to_the_period():
         lo, hi = 0.5 * recipe.nominal_dt, 2 * recipe.nominal_dt
         assert recipe.training_timing() == f"Irregular|steady:{lo:.12g},{hi:.12g}"
     assert list(recipes_for("walker2d,Hopper")) == ["Walker2d", "Hopper"]
+
+
+def test_the_rebuild_estimate_runs_teachers_one_per_worker_then_spreads_the_rest():
+    times = {"A": {"teacher": 10.0, "students": 4.0, "evaluations": 0.0},
+             "B": {"teacher": 6.0, "students": 2.0, "evaluations": 2.0},
+             "C": {"teacher": 0.0, "students": 4.0, "evaluations": 0.0}}
+    assert rebuild_estimate(times, 1) == 16.0 + 12.0
+    assert rebuild_estimate(times, 2) == 10.0 + 6.0
+    assert rebuild_estimate(times, 8) == 10.0 + 1.5
 
 
 def test_median_seed_and_the_share_kept():

@@ -1,6 +1,8 @@
 """The zoo's summary (``studies/zoo/README.md``): per family, the teacher and every studied model
 under the card timings (mean ± std over seeds), what share of its Jitter return each keeps at the
-other timings, and whether the shipped CfC student meets the robustness goal.
+other timings, whether the shipped CfC student meets the robustness goal, and the job time each
+family took (teacher, students' trainings, evaluations, as each job recorded it), from which the
+summary estimates a whole rebuild's wall time on one worker and on N.
 
 The goal, per timing T of Irregular, 0.5x and 2x: the CfC student keeps at least 90% of its Jitter
 return at T, or, where the physics itself does not allow that (the teacher keeps less), at least
@@ -70,6 +72,33 @@ def family_table(recipe: FamilyRecipe, plan: ZooPlan) -> Tuple[List[str], Dict[s
     return lines, means
 
 
+def job_seconds(recipe: FamilyRecipe, plan: ZooPlan) -> Dict[str, float]:
+    """The job time a family's build recorded: ``teacher`` (its card's training time), ``students``
+    (every training job of the study) and ``evaluations`` (the study's evaluations, the teacher's
+    included), in seconds; zero for what has no record."""
+    study = plan.study(recipe)
+    trains, evals = load_results(study)
+    card = _teacher_card(recipe)
+    return {
+        "teacher": float((card or {}).get("training_time_s", 0.0)),
+        "students": sum(float(r.get("training_time_s", 0.0)) for r in trains),
+        "evaluations": sum(float(r.get("eval_time_s", 0.0)) for r in [*evals, *load_expert_results(study)]),
+    }
+
+
+def rebuild_estimate(times: Dict[str, Dict[str, float]], workers: int) -> float:
+    """A whole rebuild's wall time (s) on ``workers`` workers from the families' recorded job times:
+    the teachers run first, each on its own worker (one worker: one after the other), then the
+    students and evaluations spread over all workers. An estimate from per-job records, which on
+    a shared machine carry its load, not a measured end-to-end rebuild."""
+    teachers = sorted((t["teacher"] for t in times.values()), reverse=True)
+    lanes = [0.0] * max(1, workers)
+    for seconds in teachers:  # longest first onto the least loaded worker
+        lanes[lanes.index(min(lanes))] += seconds
+    rest = sum(t["students"] + t["evaluations"] for t in times.values())
+    return max(lanes) + rest / max(1, workers)
+
+
 def write_summary(plan: ZooPlan, path: Path) -> Path:
     """Write the summary of every family that has results (not only the plan's: rebuilds of some
     families keep the others' tables), with every model studied; returns its path."""
@@ -80,9 +109,11 @@ def write_summary(plan: ZooPlan, path: Path) -> Path:
            "DAgger from the teacher under the mixture of Irregular timing and steady 0.5x-2x periods; mean ± std "
            f"over seeds {', '.join(map(str, plan.seeds))} of {plan.episodes}-episode means), then the share of its "
            "Jitter return each keeps. The full grid (0.25x-4x) is in each family's `results.md`.", ""]
+    times: Dict[str, Dict[str, float]] = {}
     for family, recipe in plan.recipes.items():
         if not (plan.study(recipe).out / "jobs").is_dir():
             continue
+        times[family] = job_seconds(recipe, plan)
         lines, means = family_table(recipe, plan)
         out += [f"## {family} (`{recipe.task}`)", "", f"Students' flags: `{' '.join(recipe.train_args())}`", "", *lines, ""]
         teacher_card = _teacher_card(recipe)
@@ -94,10 +125,27 @@ def write_summary(plan: ZooPlan, path: Path) -> Path:
                      for t, (s, k, ok) in verdict.items()]
             out.append("CfC robustness goal (≥ 90% of its Jitter return, or of what the teacher keeps): " + "; ".join(parts) + ".")
         out.append("")
+    out += _time_table(times)
     out.append(f"Written {time.strftime('%Y-%m-%d %H:%M %Z')}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "\n".join(out) + "\n")
     return path
+
+
+def _time_table(times: Dict[str, Dict[str, float]]) -> List[str]:
+    """The job-time section: per family, then the whole-rebuild estimates."""
+    if not times:
+        return []
+    lines = ["## Job time", "",
+             "As each job recorded it on the machine that ran it (here: 2 cores, shared with other jobs), in hours.", "",
+             "| family | teacher | students' training | evaluations | total |", "|---|---:|---:|---:|---:|"]
+    for family, t in times.items():
+        lines.append(f"| {family} | {t['teacher'] / 3600:.2f} | {t['students'] / 3600:.2f} | "
+                     f"{t['evaluations'] / 3600:.2f} | {sum(t.values()) / 3600:.2f} |")
+    estimates = ", ".join(f"{n} worker{'s' if n > 1 else ''} {rebuild_estimate(times, n) / 3600:.1f} h" for n in (1, 2, 4, 8))
+    lines += ["", f"A rebuild of these families from nothing, estimated from these records (teachers first, one "
+                  f"per worker, then students and evaluations over all workers): {estimates}.", ""]
+    return lines
 
 
 def _teacher_card(recipe: FamilyRecipe) -> Optional[Dict[str, Any]]:
