@@ -38,9 +38,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+import gymnasium as gym
+import numpy as np
 import torch
 
 from cfc_control.episodes.evaluation import EVAL_SEED
+from cfc_control.tasks.registry import task_info
 from cfc_control.training.ppo import SequencePPO, config_for, make_task_vec_env
 
 ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp", "env", "mujoco")
@@ -122,11 +125,6 @@ def _sb3(task: str, which: str, steps: int, n_envs: int, seed: int,
 def _env_only(task: str, which: str, steps: int, n_envs: int, seed: int) -> Result:
     """Step the task's vec env (``env``) or the stock Gymnasium env under it (``mujoco``) with
     uniformly random actions for ``steps`` env steps: no policy, no learning."""
-    import gymnasium as gym
-    import numpy as np
-
-    from cfc_control.tasks.registry import task_info
-
     if which == "env":
         env = make_task_vec_env(task, n_envs)
         env.seed(seed)
