@@ -29,7 +29,7 @@ SEEDS = (0, 1, 2)
 STUDY_TIMINGS = ("0.25x", "0.5x", "1x", "2x", "4x", "Jitter", "Irregular")
 # What a shipped student's card records: the presets, and steady half and double periods.
 CARD_TIMINGS = {"Fixed": "1x", "Jitter": "Jitter", "Irregular": "Irregular", "0.5x": "0.5x", "2x": "2x"}
-STEADY_RANGE = (0.5, 2.0)  # the steady periods of the students' training mixture, x nominal
+STEADY_RANGE = (0.5, 2.0)  # the steady periods of the students' training mixture, x nominal (default)
 TEACHER_TIMING = "Irregular+drop:0.05"
 
 # Locomotion, reaching and the double pendulum need more data than the single pendulum: 40
@@ -41,12 +41,14 @@ _MORE_DATA = ("--episodes", "40", "--iterations", "6")
 class FamilyRecipe:
     """One family's row of the zoo. ``teacher``: the training of an SB3 teacher (None: the expert
     ``expert`` needs none); ``expert``: what students learn from (the teacher's directory);
-    ``student_flags``: training flags added to the common recipe."""
+    ``student_flags``: training flags added to the common recipe; ``steady_range``: the steady
+    periods of the students' mixture, as multiples of the nominal period."""
 
     family: str
     expert: str
     teacher: Optional[TeacherConfig] = None
     student_flags: Tuple[str, ...] = ()
+    steady_range: Tuple[float, float] = STEADY_RANGE
 
     @property
     def task(self) -> str:
@@ -59,7 +61,7 @@ class FamilyRecipe:
 
     def training_timing(self) -> str:
         """The students' period distribution: Irregular, or a whole episode at one steady period."""
-        lo, hi = (f * self.nominal_dt for f in STEADY_RANGE)
+        lo, hi = (f * self.nominal_dt for f in self.steady_range)
         return f"Irregular|steady:{lo:.12g},{hi:.12g}"
 
     def train_args(self) -> Tuple[str, ...]:
@@ -77,9 +79,10 @@ def _sb3_teacher(family: str, algo: str, steps: int) -> Tuple[str, TeacherConfig
     return out, TeacherConfig(env=family, algo=algo, steps=steps, timing=TEACHER_TIMING, dt_input=True, out=out)
 
 
-def _family(family: str, algo: str, steps: int, flags: Tuple[str, ...] = _MORE_DATA) -> FamilyRecipe:
+def _family(family: str, algo: str, steps: int, flags: Tuple[str, ...] = _MORE_DATA,
+            steady_range: Tuple[float, float] = STEADY_RANGE) -> FamilyRecipe:
     out, config = _sb3_teacher(family, algo, steps)
-    return FamilyRecipe(family, expert=out, teacher=config, student_flags=flags)
+    return FamilyRecipe(family, expert=out, teacher=config, student_flags=flags, steady_range=steady_range)
 
 
 # PPO with the zoo's tuned settings where they learn under irregular timing in a session or two
@@ -92,7 +95,11 @@ RECIPES: Dict[str, FamilyRecipe] = {
     "InvertedDoublePendulum": FamilyRecipe("InvertedDoublePendulum", expert="lqr-scheduled", student_flags=_MORE_DATA),
     "HalfCheetah": _family("HalfCheetah", "sac", 1_000_000),
     "Hopper": _family("Hopper", "sac", 1_000_000),
-    "Walker2d": _family("Walker2d", "ppo", 2_000_000),
+    # Steady periods from 0.4x to 2.5x: with 0.5x-2x every Walker2d student fell after a
+    # seed-specific number of steps at a steady 0.5x period (CfC 44% of its Jitter return over
+    # seeds 0-2, the LSTM of seed 0 45%), where 0.5x is the edge of what it was trained on; with
+    # the range widened the CfC of seed 0 kept 82% at 0.5x (before: 55%).
+    "Walker2d": _family("Walker2d", "ppo", 2_000_000, steady_range=(0.4, 2.5)),
     "Swimmer": _family("Swimmer", "ppo", 1_000_000),
     "Reacher": _family("Reacher", "ppo", 1_000_000),
 }
