@@ -157,9 +157,10 @@ def model_kwargs_for(model_name: str, given: Optional[Mapping[str, Any]] = None)
 # (advantages from an untrained critic would push a good actor in random directions). And keep
 # the observation statistics the actor was trained with (normalize_obs off: a given actor's
 # normaliser is then left as it is): merged with PPO's rollouts they move, and the actor's inputs
-# with them. On Walker2d-Pos-Irregular, starting from the DAgger CfC student (seed 0), the
+# with them. On Walker2d-Pos-Irregular, starting from a DAgger CfC student (PPO seed 0), the
 # training return fell from 2052 to 506 within 60k steps with the statistics updated, and stayed
-# at 2300-2500 with them kept (log_std_init -2.5, learning rate 5e-5, 10 critic-only iterations).
+# at 2300-2500 with them kept (log_std_init -2.5, learning rate 5e-5, 10 critic-only iterations;
+# studies/ppo-fine-tune-walker2d.md).
 INIT_FROM_DEFAULTS: Dict[str, Any] = {"log_std_init": -1.5, "critic_warmup": 3, "normalize_obs": False}
 
 
