@@ -106,8 +106,9 @@ def write_summary(plan: ZooPlan, path: Path) -> Path:
     out = ["# The zoo: teachers, students and the timing study, per family", "",
            "Written by `python -m cfc_control.zoo` (see the README's \"The zoo\"). Each table: the teacher "
            "(full state, over the evaluation episodes) and every model of the family's study (positions only, "
-           "DAgger from the teacher under the mixture of Irregular timing and steady 0.5x-2x periods; mean ± std "
-           f"over seeds {', '.join(map(str, plan.seeds))} of {plan.episodes}-episode means), then the share of its "
+           "DAgger from the teacher under the mixture of Irregular timing and steady periods, 0.5x-2x unless "
+           f"its flags say otherwise; mean ± std over seeds {', '.join(map(str, plan.seeds))} of "
+           f"{plan.episodes}-episode means), then the share of its "
            "Jitter return each keeps. The full grid (0.25x-4x) is in each family's `results.md`.", ""]
     times: Dict[str, Dict[str, float]] = {}
     for family, recipe in plan.recipes.items():
