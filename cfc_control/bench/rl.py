@@ -129,13 +129,11 @@ def _env_only(task: str, which: str, steps: int, n_envs: int, seed: int) -> Resu
         env = make_task_vec_env(task, n_envs)
         env.seed(seed)
         env.reset()
-        step = env.step
         what = "the task's vec env alone, random actions"
     else:
         stock = task_info(task)["base_env"]
         env = gym.make_vec(stock, num_envs=n_envs, vectorization_mode="sync")
         env.reset(seed=seed)
-        step = env.step
         what = f"{stock} in Gymnasium's sync vector env, random actions"
     space = env.action_space
     low, high = (np.broadcast_to(b, (n_envs,) + space.shape[-1:]) for b in (space.low, space.high))
@@ -144,7 +142,7 @@ def _env_only(task: str, which: str, steps: int, n_envs: int, seed: int) -> Resu
     actions = rng.uniform(low, high, size=(ticks,) + low.shape).astype(np.float32)
     start = time.perf_counter()
     for action in actions:
-        step(action)
+        env.step(action)
     seconds = time.perf_counter() - start
     env.close()
     return Result(which, what, ticks * n_envs, seconds, 0, "")

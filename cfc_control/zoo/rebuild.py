@@ -3,9 +3,10 @@ students), then the shipped students with their cards, then the summary.
 
 Every stage resumes job by job: a teacher continues from its newest checkpoint (or is skipped when
 its expert directory already holds the finished teacher), a study reuses every training and
-evaluation it has stored (:mod:`cfc_control.study.driver`), and shipping writes each policy directory
-from the study's stored results (the same bytes again when nothing changed). Teachers are jobs on the same backends as the study's
-(local processes or Ray), so N workers train N teachers at once.
+evaluation it has stored (:mod:`cfc_control.study.driver`), and shipping writes each policy
+directory from the study's stored results (the same bytes again when nothing changed). Teachers are
+jobs on the same backends as the study's (local processes or Ray), so N workers train N teachers at
+once.
 
     plan = ZooPlan(recipes_for("InvertedPendulum,Walker2d"))
     with make_backend(workers=2) as backend:
@@ -91,7 +92,7 @@ def train_teachers(plan: ZooPlan, backend: Backend, outcome: ZooOutcome, log: Ca
         log(f"  teacher {family}: {record['card']['evaluation']['mean']:.1f} (Fixed) in {record['job_time_s']} s")
 
 
-def expert_ready(plan: ZooPlan, recipe: FamilyRecipe) -> Optional[str]:
+def expert_ready(recipe: FamilyRecipe) -> Optional[str]:
     """None when the family's students can be trained, else why not."""
     config = recipe.teacher
     if config is None or teacher_finished(config):
@@ -107,7 +108,7 @@ def build_zoo(plan: ZooPlan, backend: Backend, *, reuse: bool = True,
     if "teachers" in plan.stages:
         train_teachers(plan, backend, outcome, log)
     for family, recipe in plan.recipes.items():
-        why = expert_ready(plan, recipe)
+        why = expert_ready(recipe)
         if why is not None:
             if {"students", "ship"} & set(plan.stages):
                 outcome.waiting[family] = why
