@@ -1,10 +1,12 @@
 """The command lines as a new user meets them: every mistake is one line on stderr and exit code
 2, found before any work starts; training runs from Python with a typed config; a card replays
 whether it names a preset or its spec; videos play in simulated time; MuJoCo's settotalmass
-deprecation is silenced where Gymnasium's XML compiles and nothing else is."""
+deprecation is silenced where Gymnasium's XML compiles and nothing else is; the project's own
+warnings show as one line."""
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -15,6 +17,8 @@ from cfc_control import eval as eval_cli
 from cfc_control import serve as serve_cli
 from cfc_control import train as train_cli
 from cfc_control import view as view_cli
+from cfc_control.cli import ArgumentParser
+from cfc_control.policies.periods import PeriodOutsideTrainingWarning
 from cfc_control.policies import read_card
 from cfc_control.tasks import make_env, parse_timing, task_info
 from cfc_control.training import EvaluationConfig, ImitationConfig, RunConfig, RunOptions, train
@@ -213,3 +217,13 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path):
         proc.kill()
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert f"--out {out} --resume" in err and "the last checkpoint is" in err
+
+
+def test_a_command_shows_the_projects_warnings_as_one_line_and_others_as_python_does(monkeypatch):
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored afterwards
+    ArgumentParser(prog="python -m cfc_control.eval").parse_args([])
+    ours = PeriodOutsideTrainingWarning("the timing fixed:0.16 is outside\n   the periods")
+    assert warnings.formatwarning(ours, PeriodOutsideTrainingWarning, "/x/eval.py", 71, "code") == (
+        "python -m cfc_control.eval: warning: the timing fixed:0.16 is outside the periods\n")
+    theirs = warnings.formatwarning(DeprecationWarning("old API"), DeprecationWarning, "/y/lib.py", 5, "code")
+    assert "/y/lib.py:5" in theirs and "old API" in theirs
