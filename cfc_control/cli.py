@@ -1,7 +1,9 @@
-"""What every command line here shares: errors as one line on stderr and exit code 2.
+"""What every command line here shares: errors as one line on stderr and exit code 2, and the
+project's warnings as one line.
 
 A user's mistake (a bad flag, a task that does not exist, a file that is not there) is reported
-as ``<prog>: error: <what was wrong>`` and nothing else; a traceback is for bugs.
+as ``<prog>: error: <what was wrong>`` and nothing else; a traceback is for bugs. A warning (a
+period outside what the policy was trained for, ...) reads ``<prog>: warning: <what>``.
 """
 
 from __future__ import annotations
