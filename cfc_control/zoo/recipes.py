@@ -106,7 +106,8 @@ RECIPES: Dict[str, FamilyRecipe] = {
     # the range widened the CfC of seed 0 kept 82% at 0.5x (before: 55%).
     "Walker2d": _family("Walker2d", "ppo", 2_000_000, steady_range=WIDE_STEADY_RANGE),
     "Swimmer": _family("Swimmer", "ppo", 1_000_000),
-    "Reacher": _family("Reacher", "ppo", 1_000_000),
+    # SAC for Reacher: -4.10 under Jitter at 200k steps against PPO's -4.55 at 1M.
+    "Reacher": _family("Reacher", "sac", 200_000),
 }
 
 
