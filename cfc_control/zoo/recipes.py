@@ -89,8 +89,8 @@ def _family(family: str, algo: str, steps: int, flags: Tuple[str, ...] = _MORE_D
 # PPO with the zoo's tuned settings where they learn under irregular timing in a session or two
 # here; SAC for Hopper, where PPO under Irregular timing settles on standing still (988 at 2M steps),
 # and for HalfCheetah, where PPO reached 3217 under Jitter at 2M steps (the SAC expert: 6626).
-# SAC stops at 300k steps, not rl-zoo3's 1M: at 300k its teachers scored 3147 (Hopper) and 7689
-# (HalfCheetah) under Jitter over 5 episodes, well above the students' anchors (2410, 5819), and
+# SAC stops at 300k steps, not rl-zoo3's 1M: at 300k its teachers score 3149 (Hopper) and 7643
+# (HalfCheetah) under Jitter (their cards), well above the students' anchors (2410, 5819), and
 # each further 100k costs ~40 min of a core here. Their students train on the Walker2d range of
 # steady periods (0.4x-2.5x), where 0.5x is not the edge of what they have seen.
 RECIPES: Dict[str, FamilyRecipe] = {
