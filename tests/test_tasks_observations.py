@@ -98,3 +98,44 @@ def test_observation_model_names():
         canonical_obs("NoVel")
     with pytest.raises(ValueError, match="Full, Pos"):
         make_env("Hopper-Full-Fixed", obs="Velocity")
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_unobserved_velocity_indices_are_the_speeds_of_coordinates_no_entry_shows(name):
+    """A coordinate whose position moves no observation entry (a walker's x) is unobserved; the
+    entries its velocity moves are the family's ``unobserved_velocity_indices``."""
+    family = task_families()[name]
+    env = gym.make(family.gym_id)
+    env.reset(seed=0)
+    base = env.unwrapped
+    assert base.model.nq == base.model.nv  # hinges and slides only: qvel[j] is the rate of qpos[j]
+    qpos, qvel = base.data.qpos.copy(), base.data.qvel.copy()
+    base.set_state(qpos, qvel)
+    reference = base._get_obs()
+
+    def moved(position=None, velocity=None):
+        p, v = qpos.copy(), qvel.copy()
+        if position is not None:
+            p[position] += 0.05
+        if velocity is not None:
+            v[velocity] += 0.37
+        base.set_state(p, v)
+        return set(np.flatnonzero(base._get_obs() != reference).tolist())
+
+    unobserved = [j for j in range(base.model.nq) if not moved(position=j)]
+    speeds = set().union(*(moved(velocity=j) for j in unobserved))
+    assert sorted(speeds) == list(family.unobserved_velocity_indices)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_posvel_keeps_all_but_the_unobserved_velocities(name):
+    family = task_families()[name]
+    stock = gym.make(family.gym_id)
+    posvel = make_env(f"{name}-PosVel-Fixed")
+    keep = [i for i in range(family.obs_size) if i not in family.unobserved_velocity_indices]
+    assert posvel.observation_space.shape == (len(keep),)
+    s_obs, _ = stock.reset(seed=2)
+    obs, _ = posvel.reset(seed=2)
+    assert np.array_equal(obs, s_obs[keep])
+    action = stock.action_space.sample()
+    assert np.array_equal(posvel.step(action)[0], stock.step(action)[0][keep])

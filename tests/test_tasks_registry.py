@@ -15,12 +15,12 @@ from cfc_control.tasks import specs
 
 BASES = ["InvertedPendulum", "InvertedDoublePendulum", "Reacher", "Swimmer", "HalfCheetah",
          "Hopper", "Walker2d"]
-EXPECTED = {f"cfc_control/{b}-{o}-{t}-v0" for b in BASES for o in ("Full", "Pos")
+EXPECTED = {f"cfc_control/{b}-{o}-{t}-v0" for b in BASES for o in ("Full", "Pos", "PosVel")
             for t in ("Fixed", "Jitter", "Irregular")}
 
 
-def test_all_42_tasks_are_registered_on_import():
-    assert len(EXPECTED) == 42
+def test_all_63_tasks_are_registered_on_import():
+    assert len(EXPECTED) == 63
     assert EXPECTED <= set(gym.registry)
     assert set(list_tasks()) == EXPECTED
 
@@ -42,7 +42,7 @@ def test_registering_builds_no_env_and_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "42"
+    assert out.stdout.strip() == "63"
 
 
 @pytest.mark.parametrize("name", BASES)
@@ -156,9 +156,10 @@ def test_make_env_without_overrides_is_gym_make():
         env.get_wrapper_attr("nominal_dt")
 
 
-def test_make_env_pos_on_an_env_without_a_family_is_explained():
-    with pytest.raises(ValueError, match="velocity"):
-        make_env("Ant-v5", obs="Pos")
+@pytest.mark.parametrize("obs", ["Pos", "PosVel"])
+def test_make_env_pos_on_an_env_without_a_family_is_explained(obs):
+    with pytest.raises(ValueError, match=f"the {obs} observation model needs the velocity entries of Ant-v5"):
+        make_env("Ant-v5", obs=obs)
 
 
 def test_timing_on_a_non_mujoco_env_is_explained():
@@ -217,7 +218,7 @@ def test_cli_lists_every_task():
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == 2 + 42
+    assert len(lines) == 2 + 63
     assert "horizon" in lines[0] and "threshold" in lines[0]
     row = next(line for line in lines if "HalfCheetah-Pos-Jitter" in line)
     for cell in ("HalfCheetah-v5", "Pos", "Jitter", "uniform:0.04,0.06", "0.05", "50", "4800"):
@@ -235,7 +236,7 @@ def test_cli_json_is_the_task_info():
     by_id = {r["id"]: r for r in rows}
     assert by_id["cfc_control/Walker2d-Full-Irregular-v0"] == task_info("Walker2d-Full-Irregular")
     filtered = subprocess.run(
-        [sys.executable, "-m", "cfc_control.tasks", "--json", "Reacher-Pos"],
+        [sys.executable, "-m", "cfc_control.tasks", "--json", "Reacher-Pos-"],
         capture_output=True, text=True, timeout=60,
     )
     assert len(json.loads(filtered.stdout)) == 3

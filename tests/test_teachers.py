@@ -130,3 +130,40 @@ def test_teacher_config_mistakes_are_named(tmp_path, capsys):
     assert main(["--algo", "ppo", "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--env is required" in err
+
+
+def test_a_posvel_teacher_acts_without_the_forward_speed(tmp_path):
+    """A Hopper teacher trained on PosVel never sees x's velocity (stock entry 5), in training nor
+    when it labels a student's states: changing that speed alone leaves its action unchanged."""
+    config = TeacherConfig(env="Hopper", algo="sac", steps=64, timing="Irregular", dt_input=True, obs="PosVel",
+                           overrides=dict(TINY, learning_starts=32, buffer_size=500), out=str(tmp_path / "e"),
+                           run_dir=str(tmp_path / "r"), checkpoint_every=64, eval_episodes=1)
+    result = train_teacher(config, progress=False)
+    stored = json.loads((result.directory / "config.json").read_text())
+    assert stored["dropped_observations"] == [5] and stored["observation_size"] == 11  # 10 seen and Δt
+    assert result.card["obs"] == "PosVel"
+    env = make_env("Hopper-Pos-Irregular", seed=4)  # the student's task
+    expert = make_expert(result.directory, env)
+    base = env.unwrapped
+    qpos, qvel = base.data.qpos.copy(), base.data.qvel.copy()
+
+    def action_with(joint, delta):
+        v = qvel.copy()
+        v[joint] += delta
+        base.set_state(qpos, v)
+        return expert.act(env)
+
+    np.testing.assert_array_equal(action_with(0, 0.0), action_with(0, 1.5))  # x's speed: unseen
+    assert not np.array_equal(action_with(2, 0.0), action_with(2, 1.5))  # the torso's rate: seen
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    _train(_config(tmp_path, "ppo", 64))
+    settings = tmp_path / "ppo-run" / "run.json"
+    recorded = json.loads(settings.read_text())
+    for key in ("obs", "dropped"):
+        del recorded[key]
+    settings.write_text(json.dumps(recorded))
+    assert _train(_config(tmp_path, "ppo", 128), resume=True).card["steps"] == 128
+    with pytest.raises(ValueError, match="obs"):
+        _train(_config(tmp_path, "ppo", 192, obs="PosVel"), resume=True)

@@ -1,7 +1,8 @@
 """Stable-baselines3 experts (SAC or PPO, MLP) for the tasks an LQR cannot balance.
 
 An expert acts on a task env from its full state: :meth:`SB3Expert.act` reads the stock
-observation from ``env.unwrapped._get_obs()``, whatever observation model and timing wrap it. An
+observation from ``env.unwrapped._get_obs()``, whatever observation model and timing wrap it, less
+the entries it was trained without (``"dropped_observations"``, e.g. a walker's forward speed). An
 expert with a time input (``"dt_input": true``; a *teacher* trained under a period distribution by
 :mod:`cfc_control.training.teachers`) also reads the period that just elapsed, in units of the
 nominal period, as its last input. Training lives in :mod:`cfc_control.training.teachers`.
@@ -12,7 +13,8 @@ Stored as a directory, never as a pickle (SB3's own ``.zip`` pickles parts of th
     <dir>/config.json         {"format_version", "kind": "sb3-expert", "algo", "env_id",
                               "observation_size", "action_low", "action_high", "policy_kwargs"
                               (net_arch, activation name, ...), "obs_normalization" or null,
-                              "dt_input"; with a time input also "nominal_dt" (seconds) and
+                              "dt_input", "dropped_observations" (stock entries it does not
+                              see; absent: none); with a time input also "nominal_dt" (seconds) and
                               "timing" (the period distribution it was trained under)}
     <dir>/card.json           algorithm, steps, seed, hyperparameters, training time, command,
                               evaluation return over N episodes
@@ -26,7 +28,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import gymnasium as gym
 import numpy as np
@@ -129,6 +131,7 @@ class SB3Expert:
         self.directory = directory
         self.name = f"sb3-{config['algo']}:{directory.name if directory else config['env_id']}"
         self.dt_input = bool(config.get("dt_input", False))
+        self.dropped = tuple(config.get("dropped_observations", ()))
         norm = config.get("obs_normalization")
         self._norm = None
         if norm:
@@ -151,18 +154,21 @@ class SB3Expert:
         if want is not None and got != want:
             raise ValueError(f"expert {self.name} was trained on {env_id} ({want}); this env is a {got}")
         n = int(np.asarray(env.unwrapped._get_obs()).shape[0])
-        want_n = int(self.config["observation_size"]) - int(self.dt_input)
-        if n != want_n:
+        want_n = int(self.config["observation_size"]) - int(self.dt_input) + len(self.dropped)
+        if n != want_n or any(i >= n for i in self.dropped):
             raise ValueError(
                 f"expert {self.name} was trained on {env_id} ({want_n} stock "
                 f"observations); this env's stock observation has {n}"
             )
 
     def observe(self, env: Any) -> np.ndarray:
-        """The expert's input: the stock observation of ``env``'s full state, then, for an expert
-        with a time input, the period that just elapsed in units of the nominal one (as the
-        task's ``dt_in_obs`` channel), normalised as in training."""
+        """The expert's input: the stock observation of ``env``'s full state less the entries it
+        was trained without, then, for an expert with a time input, the period that just elapsed
+        in units of the nominal one (as the task's ``dt_in_obs`` channel), normalised as in
+        training."""
         obs = np.asarray(env.unwrapped._get_obs(), dtype=np.float64)
+        if self.dropped:
+            obs = np.delete(obs, self.dropped)
         if self.dt_input:
             nominal = float(self.config["nominal_dt"])
             obs = np.append(obs, measured_period(env, nominal) / nominal)
@@ -184,13 +190,15 @@ class SB3Expert:
 def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, algo: str,
                     policy_kwargs: Dict[str, Any], card: Optional[Dict[str, Any]] = None,
                     obs_rms: Any = None, clip_obs: float = 10.0, epsilon: float = 1e-8,
-                    time_input: Optional[Dict[str, Any]] = None) -> Path:
+                    time_input: Optional[Dict[str, Any]] = None,
+                    dropped_observations: Sequence[int] = ()) -> Path:
     """Write an SB3 model's policy as safetensors + config.json (+ card.json) into ``directory``.
 
     ``policy_kwargs`` are the JSON kwargs it was built with (activation as a name); ``obs_rms``
     SB3's RunningMeanStd when the model was trained behind VecNormalize (observations only).
     ``time_input``: for an expert whose last input is Δt / nominal period, ``{"nominal_dt":
-    seconds, "timing": the period distribution it was trained under (spec in seconds)}``."""
+    seconds, "timing": the period distribution it was trained under (spec in seconds)}``.
+    ``dropped_observations``: the entries of the stock observation the model was trained without."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.policy.state_dict().items()}
@@ -207,6 +215,7 @@ def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, alg
             "mean": np.asarray(obs_rms.mean).tolist(), "var": np.asarray(obs_rms.var).tolist(),
             "clip": float(clip_obs), "epsilon": float(epsilon)},
         "dt_input": time_input is not None,
+        "dropped_observations": sorted(int(i) for i in dropped_observations),
     }
     if time_input is not None:
         config["nominal_dt"] = float(time_input["nominal_dt"])
@@ -217,6 +226,13 @@ def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, alg
     if card is not None:
         atomic_write_text(path / "card.json", json.dumps(card, indent=2) + "\n")
     return path
+
+
+def _check_dropped(dropped: Any, cfg_path: Path) -> None:
+    ok = isinstance(dropped, list) and all(type(i) is int and 0 <= i for i in dropped)
+    if not ok or len(set(dropped)) != len(dropped):
+        raise ValueError(f"{cfg_path}: dropped_observations must be a list of distinct stock observation "
+                         f"indices, got {dropped!r:.80}")
 
 
 def load_sb3_expert(directory: Union[str, Path]) -> SB3Expert:
@@ -230,6 +246,7 @@ def load_sb3_expert(directory: Union[str, Path]) -> SB3Expert:
         raise ValueError(f"{cfg_path}: format_version {config.get('format_version')!r} is not {FORMAT_VERSION}")
     try:
         n_obs = int(config["observation_size"])
+        _check_dropped(config.get("dropped_observations", []), cfg_path)
         obs_space = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
         act_space = gym.spaces.Box(np.asarray(config["action_low"], np.float32),
                                    np.asarray(config["action_high"], np.float32), dtype=np.float32)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 
 from cfc_control.tasks.mujoco_warnings import stock_env_warnings
-from cfc_control.tasks.observations import DtChannel, ObservationModel, canonical_obs
+from cfc_control.tasks.observations import DtChannel, ObservationModel, canonical_obs, dropped_entries
 from cfc_control.tasks.specs import task_families
 from cfc_control.tasks.timing import TimingModel
 from cfc_control.tasks.wrappers import VaryingPeriod
@@ -31,27 +31,29 @@ def wrap_env(
     dt_in_obs: bool = False,
     velocity_indices: Sequence[int] | None = None,
     horizon_s: float | None = None,
+    unobserved_velocity_indices: Sequence[int] | None = None,
 ) -> gym.Env:
     """Wrap a Gymnasium MuJoCo env (built without TimeLimit) with timing and observation models.
 
-    ``timing``: a spec in seconds or a preset name (None: Fixed). ``obs``: "Full" or "Pos" (None:
-    Full); Pos needs ``velocity_indices``, the stock observation's velocity entries. ``horizon_s``:
-    episode length in simulated seconds (None: no limit). With ``dt_in_obs`` the observation gets
-    a last entry Δt / nominal_dt.
+    ``timing``: a spec in seconds or a preset name (None: Fixed). ``obs``: "Full", "Pos" or
+    "PosVel" (None: Full); Pos needs ``velocity_indices``, the stock observation's velocity
+    entries, PosVel ``unobserved_velocity_indices`` (see :mod:`cfc_control.tasks.observations`).
+    ``horizon_s``: episode length in simulated seconds (None: no limit). With ``dt_in_obs`` the
+    observation gets a last entry Δt / nominal_dt.
     """
     obs_model = canonical_obs("Full" if obs is None else obs)
+    needed = {"Pos": velocity_indices, "PosVel": unobserved_velocity_indices}
+    if obs_model in needed and needed[obs_model] is None:
+        name = env.spec.id if env.spec else type(env.unwrapped).__name__
+        raise ValueError(
+            f"the {obs_model} observation model needs the velocity entries of {name}'s "
+            "observation; define its task family in envs/*.toml"
+        )
     env = VaryingPeriod(env, "Fixed" if timing is None else timing, horizon_s=horizon_s)
+    dropped = set(dropped_entries(obs_model, velocity_indices or (), unobserved_velocity_indices or ()))
     keep = None
-    if obs_model == "Pos":
-        if velocity_indices is None:
-            name = env.spec.id if env.spec else type(env.unwrapped).__name__
-            raise ValueError(
-                f"the Pos observation model needs the velocity entries of {name}'s "
-                "observation; define its task family in envs/*.toml"
-            )
-        size = env.observation_space.shape[0]
-        velocities = set(velocity_indices)
-        keep = [i for i in range(size) if i not in velocities]
+    if dropped:
+        keep = [i for i in range(env.observation_space.shape[0]) if i not in dropped]
     if keep is not None or obs_noise:
         env = ObservationModel(env, keep=keep, noise_std=obs_noise)
     if dt_in_obs:
@@ -91,6 +93,7 @@ def make_task(
         dt_in_obs=dt_in_obs,
         velocity_indices=family.velocity_indices,
         horizon_s=family.horizon_s,
+        unobserved_velocity_indices=family.unobserved_velocity_indices,
     )
 
 

@@ -4,6 +4,11 @@
 * ``Pos``: the stock observation with its velocity entries *removed* (not zeroed): the observation
   space shrinks by the number of velocities (HalfCheetah 17 -> 8). A policy must infer velocities
   from the history of positions (and of Δt), which is what a recurrent model is for.
+* ``PosVel``: what a positions-only agent could reconstruct: the positions of Pos and their
+  velocities, without the velocities of coordinates the observation leaves out (a walker's forward
+  speed; ``unobserved_velocity_indices`` of the task family). Where every coordinate is observed
+  (the pendulums, Reacher) it is Full. Meant for privileged teachers whose students see Pos: a
+  teacher that acts on the forward speed teaches what no Pos student can follow.
 
 Either can add Gaussian noise of standard deviation ``obs_noise`` to every entry, drawn from a
 generator seeded from the reset seed. ``DtChannel`` appends the realised period in units of the
@@ -21,7 +26,7 @@ from gymnasium.spaces import Box
 
 from cfc_control.tasks.wrappers import NOISE_STREAM
 
-OBS_MODELS = ("Full", "Pos")
+OBS_MODELS = ("Full", "Pos", "PosVel")
 
 
 def canonical_obs(name: str) -> str:
@@ -31,6 +36,18 @@ def canonical_obs(name: str) -> str:
             if name.strip().lower() == model.lower():
                 return model
     raise ValueError(f"unknown observation model {name!r}; expected one of {', '.join(OBS_MODELS)}")
+
+
+def dropped_entries(
+    obs: str, velocity_indices: Sequence[int], unobserved_velocity_indices: Sequence[int] = ()
+) -> tuple[int, ...]:
+    """The entries of the stock observation that observation model ``obs`` removes, sorted."""
+    model = canonical_obs(obs)
+    if model == "Pos":
+        return tuple(sorted(velocity_indices))
+    if model == "PosVel":
+        return tuple(sorted(unobserved_velocity_indices))
+    return ()
 
 
 class ObservationModel(gym.ObservationWrapper):

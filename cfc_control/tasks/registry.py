@@ -1,6 +1,6 @@
 """Named tasks: Gymnasium registration, name resolution and the one ``make_env`` every CLI uses.
 
-Every task family in ``envs/*.toml`` times every observation model (Full, Pos) times every timing
+Every task family in ``envs/*.toml`` times every observation model (Full, Pos, PosVel) times every timing
 preset in ``envs/presets.toml`` is registered as ``cfc_control/<Base>-<Obs>-<Timing>-v0``; its
 ``gym.make`` kwargs (``timing``, ``obs``, ``obs_noise``, ``dt_in_obs``, ``render_mode`` and the
 stock env's own) override the registered ones. Registration reads data only: it builds no env.
@@ -18,7 +18,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import find_highest_version
 
 from cfc_control.tasks.mujoco_warnings import stock_env_warnings
-from cfc_control.tasks.observations import OBS_MODELS
+from cfc_control.tasks.observations import OBS_MODELS, dropped_entries
 from cfc_control.tasks.specs import TaskFamily, family_for_gym_id, task_families, timing_presets
 from cfc_control.tasks.timing import parse_timing
 
@@ -67,7 +67,7 @@ def register_tasks() -> list[str]:
 
 
 def list_tasks() -> list[str]:
-    """Ids of every ``cfc_control`` task, families in file order, then Full/Pos, then presets."""
+    """Ids of every ``cfc_control`` task, families in file order, then Full/Pos/PosVel, then presets."""
     return register_tasks()
 
 
@@ -185,6 +185,7 @@ def _wrap_plain(env_id: str, overrides: dict[str, Any], kwargs: dict[str, Any]) 
             env,
             velocity_indices=family.velocity_indices if family else None,
             horizon_s=horizon,
+            unobserved_velocity_indices=family.unobserved_velocity_indices if family else None,
             **task_kw,
         )
     except Exception:
@@ -206,7 +207,7 @@ def task_info(name: str) -> dict[str, Any]:
         family: TaskFamily = task_families()[spec.kwargs["base"]]
         obs = spec.kwargs.get("obs", "Full")
         timing = spec.kwargs.get("timing", "Fixed")
-        removed = len(family.velocity_indices) if obs == "Pos" else 0
+        removed = len(dropped_entries(obs, family.velocity_indices, family.unobserved_velocity_indices))
         return {
             "id": env_id,
             "base_env": family.gym_id,

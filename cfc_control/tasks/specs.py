@@ -31,7 +31,7 @@ _REQUIRED = {
     "act_size": int,
     "velocity_indices": list,
 }
-_OPTIONAL = {"reward_threshold": float}
+_OPTIONAL = {"reward_threshold": float, "unobserved_velocity_indices": list}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class TaskFamily:
     """One stock env and what the tasks built on it need to know about it.
 
     ``velocity_indices`` are the entries of the stock observation that are velocities (removed by
-    the Pos observation model); ``nominal_dt`` and ``max_episode_steps`` are the stock control
+    the Pos observation model); ``unobserved_velocity_indices`` those of them that are velocities
+    of coordinates the stock observation leaves out (a walker's forward position x: its speed
+    cannot be told from the positions it sees; removed by PosVel as well). ``nominal_dt`` and ``max_episode_steps`` are the stock control
     period in seconds and the stock TimeLimit, whose product is the episode length in simulated
     seconds (``horizon_s``).
     """
@@ -53,6 +55,7 @@ class TaskFamily:
     act_size: int
     velocity_indices: tuple[int, ...]
     source: Path
+    unobserved_velocity_indices: tuple[int, ...] = ()
 
     @property
     def horizon_s(self) -> float:
@@ -117,6 +120,12 @@ def _parse_family(path: Path, raw: dict[str, Any]) -> TaskFamily:
         )
     if len(set(indices)) != len(indices):
         raise ValueError(f"{path}: velocity_indices has duplicates: {indices}")
+    unobserved = raw.get("unobserved_velocity_indices", [])
+    distinct = isinstance(unobserved, list) and all(type(i) is int for i in unobserved) \
+        and len(set(unobserved)) == len(unobserved)
+    if not (distinct and set(unobserved) <= set(indices)):
+        raise ValueError(f"{path}: unobserved_velocity_indices must be distinct entries of velocity_indices "
+                         f"{sorted(indices)}, got {unobserved!r}")
     return TaskFamily(
         name=values["name"],
         gym_id=values["gym_id"],
@@ -127,6 +136,7 @@ def _parse_family(path: Path, raw: dict[str, Any]) -> TaskFamily:
         act_size=values["act_size"],
         velocity_indices=tuple(sorted(indices)),
         source=path,
+        unobserved_velocity_indices=tuple(sorted(unobserved)),
     )
 
 

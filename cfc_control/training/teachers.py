@@ -3,7 +3,9 @@
 A *teacher* for a student that sees positions only and irregular periods acts on the full
 simulator state, optionally with the period that just elapsed as an extra input, and is trained
 under a period distribution (``timing``), so that its labels stay good at every period the student
-will meet. Without ``timing`` and ``dt_input`` it is a plain expert of the stock env.
+will meet. It may also see less than the full state (``obs="PosVel"``: not the velocities a
+positions-only student cannot reconstruct). Without ``timing``, ``dt_input`` and ``obs`` it is a
+plain expert of the stock env.
 
 Training is resumable: every ``checkpoint_every`` steps the whole training state (weights,
 optimisers, normalisation, replay buffer, counters; :mod:`cfc_control.training.sb3_state`) is
@@ -22,9 +24,9 @@ import inspect
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +43,7 @@ from cfc_control.files import atomic_directory, atomic_write_text, read_json, re
 from cfc_control.flags import setting
 from cfc_control.tasks import parse_timing
 from cfc_control.tasks.env import make_task
+from cfc_control.tasks.observations import OBS_MODELS, canonical_obs, dropped_entries
 from cfc_control.tasks.specs import task_families
 from cfc_control.episodes.evaluation import card_entry, evaluate_expert
 from cfc_control.training.checkpoint import CheckpointManager
@@ -66,6 +69,9 @@ class TeacherConfig:
     timing: Optional[str] = setting(None, "train under this period distribution: a preset such as "
                                           "Irregular+drop:0.05, or a spec in seconds (none: the stock fixed period)")
     dt_input: bool = setting(False, "give the agent the period that just elapsed (Δt / nominal) as its last input")
+    obs: str = setting("Full", "what the agent sees of the state: Full, or PosVel (without the velocities of "
+                               "coordinates a positions-only student does not see, such as a walker's forward "
+                               "speed)", choices=OBS_MODELS)
     overrides: Dict[str, Any] = setting({}, "SB3 hyperparameter override, value as JSON, e.g. --set "
                                             "learning_starts=1000 (repeatable)", flag="--set")
     normalize: Optional[bool] = setting(None, "VecNormalize on observations and rewards (none: PPO yes, SAC no)")
@@ -102,6 +108,9 @@ class _Setup:
     timing: Optional[str]
     dt_input: bool
     nominal_dt: float
+    obs: str = "Full"
+    # The entries of the stock observation the agent does not see (from ``obs``).
+    dropped: Tuple[int, ...] = ()
 
 
 def resolve(config: TeacherConfig) -> _Setup:
@@ -130,29 +139,32 @@ def resolve(config: TeacherConfig) -> _Setup:
     policy_kwargs = dict(DEFAULT_POLICY_KWARGS[config.algo])
     policy_kwargs.update(hp.pop("policy_kwargs", {}))
     _torch_policy_kwargs(policy_kwargs)  # checks the activation name
-    timing = None
-    if config.timing is not None or config.dt_input:
+    obs = canonical_obs(config.obs)
+    timing, dropped = None, ()
+    if config.timing is not None or config.dt_input or obs != "Full":
         base = _base_name(env_id)
         if base not in task_families():
-            raise ValueError(f"{env_id} has no task family in envs/: a timing or a Δt input needs one")
-        nominal = task_families()[base].nominal_dt
+            raise ValueError(f"{env_id} has no task family in envs/: a timing, a Δt input or --obs {obs} needs one")
+        family = task_families()[base]
+        nominal = family.nominal_dt
         timing = parse_timing(config.timing or "Fixed", nominal).spec
+        dropped = dropped_entries(obs, family.velocity_indices, family.unobserved_velocity_indices)
     else:
         probe = gym.make(env_id)
         nominal = float(probe.unwrapped.dt)
         probe.close()
     normalize = (config.algo == "ppo") if config.normalize is None else bool(config.normalize)
     return _Setup(env_id, config.algo, int(config.seed), steps, hp, policy_kwargs, normalize, timing,
-                  bool(config.dt_input), nominal)
+                  bool(config.dt_input), nominal, obs, tuple(dropped))
 
 
 def env_factory(setup: _Setup) -> Callable[[], gym.Env]:
-    """The training env: the stock env, or the task on the full state with the setup's timing and
+    """The training env: the stock env, or the task with the setup's observation model, timing and
     Δt channel."""
-    if setup.timing is None and not setup.dt_input:
+    if setup.timing is None:
         return lambda: Monitor(gym.make(setup.env_id))
     base = _base_name(setup.env_id)
-    return lambda: Monitor(make_task(base, obs="Full", timing=setup.timing, dt_in_obs=setup.dt_input))
+    return lambda: Monitor(make_task(base, obs=setup.obs, timing=setup.timing, dt_in_obs=setup.dt_input))
 
 
 def teacher_run_dir(config: TeacherConfig) -> Path:
@@ -199,11 +211,12 @@ def _finish(model: Any, norm: Optional[VecNormalize], setup: _Setup, config: Tea
     time_input = {"nominal_dt": setup.nominal_dt, "timing": setup.timing} if setup.dt_input else None
     save_sb3_expert(model, out, env_id=setup.env_id, algo=setup.algo, policy_kwargs=setup.policy_kwargs,
                     obs_rms=norm.obs_rms if norm is not None else None,
-                    clip_obs=norm.clip_obs if norm is not None else 10.0, time_input=time_input)
+                    clip_obs=norm.clip_obs if norm is not None else 10.0, time_input=time_input,
+                    dropped_observations=setup.dropped)
     card: Dict[str, Any] = {"kind": KIND, "env_id": setup.env_id, "algorithm": setup.algo, "steps": setup.steps,
                             "seed": setup.seed, "hyperparameters": setup.hyperparameters,
                             "policy_kwargs": setup.policy_kwargs, "normalize_obs": setup.normalize,
-                            "training_timing": setup.timing, "dt_input": setup.dt_input,
+                            "training_timing": setup.timing, "dt_input": setup.dt_input, "obs": setup.obs,
                             "training_time_s": round(wall, 1), "command": command,
                             "reward_threshold": gym.spec(setup.env_id).reward_threshold}
     card.update(evaluation_sections(out, setup, config.eval_episodes))
@@ -215,7 +228,7 @@ def evaluation_sections(directory: Path, setup: _Setup, episodes: int) -> Dict[s
     """The card's evaluation: ``evaluation`` (the stock period: mean, std, returns) and, for a
     teacher trained under a timing or with a Δt input, ``timings`` (Fixed, Jitter, Irregular and
     steady 0.5x / 2x periods, on the task's evaluation seeds)."""
-    if setup.timing is None and not setup.dt_input:
+    if setup.timing is None:
         returns = _stock_returns(load_sb3_expert(directory), setup.env_id, episodes)
         return {"evaluation": {"env_id": setup.env_id, "episodes": episodes, "mean": float(np.mean(returns)),
                                "std": float(np.std(returns)), "returns": returns}}
@@ -265,8 +278,11 @@ class _RunDirectory:
                 raise ValueError(f"{self.root} already holds a run: pass --resume to continue it, "
                                  "or choose another --run-dir")
             before = read_json(settings)
-            # The budget may grow on resume (train on to more steps); nothing else may change.
-            diff = sorted(k for k in recorded if k != "steps" and before.get(k) != json.loads(json.dumps(recorded[k])))
+            # The budget may grow on resume (train on to more steps); nothing else may change. A
+            # setting a run recorded before it existed had its default.
+            defaults = {f.name: f.default for f in fields(_Setup) if f.default is not MISSING}
+            diff = sorted(k for k in recorded if k != "steps"
+                          and json.loads(json.dumps(before.get(k, defaults.get(k)))) != json.loads(json.dumps(recorded[k])))
             if diff:
                 raise ValueError(f"{settings}: the run was started with other settings ({', '.join(diff)}); "
                                  "resume it with the same ones or choose another --run-dir")
