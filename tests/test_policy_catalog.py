@@ -37,6 +37,13 @@ def test_the_teachers_table_comes_from_their_cards():
     assert "| 3.0 h |" in markdown_table([teacher])
 
 
+def test_a_teacher_that_saw_less_than_the_full_state_says_so(tmp_path):
+    shutil.copytree(SHIPPED / "experts" / "hopper-sac-teacher", tmp_path / "t")
+    card = json.loads((tmp_path / "t" / "card.json").read_text())
+    (tmp_path / "t" / "card.json").write_text(json.dumps({**card, "obs": "PosVel"}))
+    assert catalog(tmp_path)[0]["task"] == "Hopper-v5 (PosVel state)"
+
+
 def test_catalog_shows_the_steady_periods_when_a_card_has_them():
     rows = [{"name": "a", "task": "T", "algorithm": "dagger", "policy": "cfc", "parameters": 10, "bytes": 2048,
              "budget": "", "training_time_s": 30.0, "seed": 0, "evaluation": {"Jitter": (900.0, 5.0, 20)}}]

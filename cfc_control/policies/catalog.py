@@ -32,6 +32,12 @@ def policy_dirs(root: Union[str, "os.PathLike[str]"]) -> List[Path]:
     return sorted(p for p in root.iterdir() if (p / "config.json").is_file() and (p / "card.json").is_file())
 
 
+def _teacher_view(card: Dict[str, Any]) -> str:
+    """What a teacher saw, as the catalog's task column says it."""
+    obs = card.get("obs", "Full")
+    return "full state" if obs == "Full" else f"{obs} state"
+
+
 def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
     """One row per shipped policy (or teacher, for ``policies/experts``): name, task, algorithm,
     model, parameters, size on disk, training budget and wall time, run seed, and each card
@@ -43,7 +49,7 @@ def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
         evaluation = (card.get("timings") if teacher else card.get("evaluation")) or {}
         rows.append({
             "name": d.name,
-            "task": (f"{card.get('env_id')} (full state)" if teacher
+            "task": (f"{card.get('env_id')} ({_teacher_view(card)})" if teacher
                      else str(card.get("task", "")).split("/")[-1].removesuffix("-v0")),
             "algorithm": card.get("algorithm"),
             "policy": "mlp (SB3)" if teacher else card.get("policy"),
