@@ -19,6 +19,7 @@ from cfc_control.cli import ArgumentParser, error_line
 from cfc_control.episodes.demos import save_demos
 from cfc_control.files import check_writable
 from cfc_control.training.collection import collect_demos
+from cfc_control.tasks.observations import OBS_MODELS
 
 PROG = "python -m cfc_control.collect"
 
@@ -32,7 +33,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--noise", type=float, default=0.0, help="DART action noise (std, action half-ranges)")
     parser.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
     parser.add_argument("--timing", default=None, help="timing override (preset or spec)")
-    parser.add_argument("--obs", default=None, help="observation model override (Full, Pos)")
+    parser.add_argument("--obs", default=None, help=f"observation model override ({', '.join(OBS_MODELS)})")
     args = parser.parse_args(argv)
     start = time.time()
     try:

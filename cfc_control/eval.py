@@ -27,6 +27,7 @@ from cfc_control.policies import load_policy, read_card, resolve_policy_dir
 from cfc_control.policies.catalog import compare_with_card
 from cfc_control.episodes.evaluation import EVAL_SEED, evaluate, evaluate_expert
 from cfc_control.tasks import resolve_stored_task
+from cfc_control.tasks.observations import OBS_MODELS
 
 
 PROG = "python -m cfc_control.eval"
@@ -40,7 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--env", default=None, help="task (default: the policy's)")
     parser.add_argument("--timing", action="append", default=None,
                         help="timing preset or spec, repeatable (default: the task's)")
-    parser.add_argument("--obs", default=None, help="observation model override (Full, Pos)")
+    parser.add_argument("--obs", default=None, help=f"observation model override ({', '.join(OBS_MODELS)})")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="reset seed of the first episode")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

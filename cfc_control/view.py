@@ -24,6 +24,7 @@ from cfc_control.files import check_writable
 from cfc_control.policies import load_policy, resolve_policy_dir
 from cfc_control.policies.periods import warn_if_env_outside
 from cfc_control.tasks import make_env, resolve_env_id, resolve_stored_task
+from cfc_control.tasks.observations import OBS_MODELS
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 WIRING_SUFFIXES = (".png", ".svg")
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("policy", help="policy directory (or a training run directory holding policy/)")
     p.add_argument("--env", default=None, help="task (default: the policy's)")
     p.add_argument("--timing", default=None, help="timing preset or spec in seconds (default: the task's)")
-    p.add_argument("--obs", default=None, help="observation model override (Full, Pos)")
+    p.add_argument("--obs", default=None, help=f"observation model override ({', '.join(OBS_MODELS)})")
     p.add_argument("--seed", type=int, default=0, help="reset seed of the episode (default 0)")
     p.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many steps")
     p.add_argument("--out", default=None, help="video file, .mp4 or .gif")

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Tuple
 from cfc_control.flags import group, setting
 from cfc_control.training.bc import BCConfig
 from cfc_control.training.dagger import DAggerConfig
+from cfc_control.tasks.observations import OBS_MODELS
 
 # name -> "module:attribute" of an Algorithm (imported on use: PPO pulls in stable-baselines3).
 ALGORITHMS: Dict[str, str] = {
@@ -110,7 +111,7 @@ class RunConfig:
     env: str = setting(DEFAULT_ENV, "task (see python -m cfc_control.tasks) or a Gymnasium MuJoCo id")
     timing: Optional[str] = setting(None, "timing preset or spec in seconds, overriding the task's "
                                           "(e.g. Jitter, uniform:0.03,0.06)")
-    obs: Optional[str] = setting(None, "observation model overriding the task's (Full, Pos)")
+    obs: Optional[str] = setting(None, f"observation model overriding the task's ({', '.join(OBS_MODELS)})")
     algo: str = setting("bc", "training algorithm", choices=tuple(ALGORITHMS))
     policy: str = setting("cfc", "model (cfc_control.models name: cfc, cfc-mm, ncp, ltc, lstm, gru, mlp, ...; "
                                  "with -blind, e.g. cfc-blind: its time input held at the nominal period)")
