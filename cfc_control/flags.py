@@ -31,10 +31,13 @@ T = TypeVar("T")
 
 
 def setting(default: Any, help: str, *, flag: Optional[str] = None, choices: Optional[Sequence[Any]] = None,
-            metavar: Optional[str] = None, compare: bool = True) -> Any:
+            metavar: Optional[str] = None, compare: bool = True, algos: Optional[Sequence[str]] = None) -> Any:
     """A dataclass field with its command-line help (and flag name, when not ``--<name>``).
-    ``compare=False``: the field does not take part in the config's equality."""
+    ``compare=False``: the field does not take part in the config's equality. ``algos``: the
+    algorithms the setting applies to, where they are more than its group's."""
     meta = {"help": help, "flag": flag, "choices": choices, "metavar": metavar}
+    if algos is not None:
+        meta["algos"] = tuple(algos)
     if isinstance(default, (dict, list)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta, compare=compare)

@@ -37,8 +37,10 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
 def _algo_groups() -> Dict[str, Tuple[str, ...]]:
     """Dotted path of each algorithm-specific setting -> the algorithms it applies to."""
     out: Dict[str, Tuple[str, ...]] = {}
-    for path, _, _, parents in iter_fields(RunConfig):
-        if parents and "algos" in parents[0].metadata:
+    for path, leaf, _, parents in iter_fields(RunConfig):
+        if "algos" in leaf.metadata:
+            out[path] = tuple(leaf.metadata["algos"])
+        elif parents and "algos" in parents[0].metadata:
             out[path] = tuple(parents[0].metadata["algos"])
     return out
 

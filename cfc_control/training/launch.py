@@ -94,18 +94,23 @@ def check_config(config: RunConfig) -> None:
         except ValueError as err:
             raise ValueError(f"--eval-timings: {err}") from None
     check_writable(config.run_dir, "--out")
+    needs_expert = False
     if config.algo in ("bc", "dagger"):
         if config.imitation.demos and not Path(config.imitation.demos).is_file():
             raise ValueError(f"--demos {config.imitation.demos}: no such file")
-        if not config.imitation.demos or config.algo == "dagger":
-            spec = expert_spec(config, task)
-            if spec.lower() not in LQR_NAMES and not (Path(spec) / "config.json").is_file():
-                raise ValueError(f"--expert {spec}: not one of {', '.join(LQR_NAMES)} nor an expert directory "
-                                 "(no config.json there)")
+        needs_expert = not config.imitation.demos or config.algo == "dagger"
     if config.algo == "ppo":
         if config.ppo.init_from:
             resolve_policy_dir(config.ppo.init_from)
-        config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from), model=config.policy)
+        ppo = config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from), model=config.policy)
+        needs_expert = ppo.teacher_coef > 0
+        if config.imitation.expert != "auto" and not needs_expert:
+            raise ValueError("--expert does nothing for ppo without a teacher term: add --hp teacher_coef=C (C > 0)")
+    if needs_expert:
+        spec = expert_spec(config, task)
+        if spec.lower() not in LQR_NAMES and not (Path(spec) / "config.json").is_file():
+            raise ValueError(f"--expert {spec}: not one of {', '.join(LQR_NAMES)} nor an expert directory "
+                             "(no config.json there)")
 
 
 def train(config: RunConfig, options: RunOptions = RunOptions(), command: Optional[str] = None) -> RunOutcome:

@@ -25,7 +25,7 @@ period every step). The Δt channel never enters the observation normaliser.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -37,6 +37,17 @@ from cfc_control.policies import RecurrentPolicy, state_to_numpy, state_to_torch
 from cfc_control.policies.time_input import without_dt_channel
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class SequenceEvaluation(NamedTuple):
+    """What the update needs of the actor and critic on a minibatch of sequences: ``values``
+    (B, L), ``log_prob`` (B, L) of the given actions, ``entropy`` (scalar) and the actor's
+    ``mean`` action (B, L, A), normalised."""
+
+    values: Tensor
+    log_prob: Tensor
+    entropy: Tensor
+    mean: Tensor
 
 
 def critic_kwargs(actor: RecurrentPolicy) -> Dict[str, Any]:
@@ -223,14 +234,13 @@ class ActorCritic(nn.Module):
 
     # -- update: whole padded sequences ------------------------------------------------------
     def evaluate(self, obs: Tensor, actions: Tensor, episode_starts: Tensor, actor_state: States,
-                 critic_state: States) -> Tuple[Tensor, Tensor, Tensor]:
+                 critic_state: States) -> SequenceEvaluation:
         """Sequences: ``obs`` (B, L, obs_width), ``actions`` (B, L, A) normalised, ``episode_starts``
-        (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time.
-        Returns values (B, L), log-probabilities (B, L) and the entropy (scalar)."""
+        (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time."""
         x, t = self.features(obs)
         mean, _ = self.actor.model.run_states(x, actor_state, t, episode_starts)
         values, _ = self.critic.run_states(x, critic_state, t, episode_starts)
-        return values.squeeze(-1), self.log_prob(actions, mean), self.entropy()
+        return SequenceEvaluation(values.squeeze(-1), self.log_prob(actions, mean), self.entropy(), mean)
 
     # -- stable-baselines3's recurrent contract ------------------------------------------------
     def predict(self, observation: np.ndarray, state: Optional[Tuple[np.ndarray, ...]] = None,

@@ -21,7 +21,11 @@ What is rewritten, and why:
   The structure follows SB3's (and sb3-contrib's) loop step for step.
 * ``train``: PPO's clipped loss over minibatches of whole padded sequences, every term masked
   (sb3-contrib's idea, without its (h, c)-only state handling); one model call per minibatch, with
-  the input half of each backbone one matmul over the sequence.
+  the input half of each backbone one matmul over the sequence. With a ``teacher`` (any expert of
+  :mod:`cfc_control.experts`, which acts from the full simulator state) and ``teacher_coef`` > 0,
+  every rollout step is also labelled with the teacher's action, and the loss adds
+  ``teacher_coef`` times the squared distance from the actor's mean action to it: PPO that
+  improves on a student while kept near what its teacher would do.
 * ``learn``: SB3's loop, except that the logs are written *after* the update, so each row holds
   the rollout and the update of the same iteration, the observation statistics are updated after
   the update (the update must see the normalisation its rollout used, or the PPO ratio is off),
@@ -38,7 +42,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import gymnasium as gym
 import numpy as np
@@ -48,12 +52,14 @@ from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import explained_variance
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from cfc_control.experts.base import Expert
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
+from cfc_control.training.ppo.loss import minibatch_loss
 from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer, zero_time_gate
 from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env, vec_env_nominal_dt,
                                              vec_env_trained_periods)
@@ -78,6 +84,8 @@ class SequencePPO(OnPolicyAlgorithm):
         config: hyperparameters (default: :func:`~.hyperparams.config_for` the task).
         seed: seeds torch, numpy and the envs; device: torch device (CPU is the fast one here).
         timing, obs: override the task's timing and observation model (``env`` a task name).
+        teacher: an expert (``cfc_control.experts.make_expert``) labelling every rollout step for
+            the ``teacher_coef`` term; needs envs in this process (a task name, or a DummyVecEnv).
     """
 
     policy: ActorCritic
@@ -87,7 +95,8 @@ class SequencePPO(OnPolicyAlgorithm):
                  config: Optional[PPOConfig] = None, *, model_kw: Optional[Dict[str, Any]] = None,
                  seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
                  tensorboard_log: Optional[str] = None, verbose: int = 0, dt_channel: bool = True,
-                 task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None) -> None:
+                 task: Optional[str] = None, timing: Optional[str] = None, obs: Optional[str] = None,
+                 teacher: Optional[Expert] = None) -> None:
         if isinstance(env, str):
             task = resolve_env_id(env)
             config = config or config_for(task, model=_name_of(policy))
@@ -96,8 +105,12 @@ class SequencePPO(OnPolicyAlgorithm):
         config = config or config_for(task, model=_name_of(policy))
         if not isinstance(policy, (str, RecurrentPolicy, ActorCritic)):
             raise TypeError(f"policy must be a model name, a RecurrentPolicy or an ActorCritic, got {type(policy).__name__}")
+        if (teacher is None) != (config.teacher_coef == 0):
+            raise ValueError("teacher_coef > 0 needs a teacher (--expert), and a teacher needs teacher_coef > 0; "
+                             f"got teacher_coef={config.teacher_coef} and {'no ' if teacher is None else ''}teacher")
         self.config = config
         self.task = task
+        self.teacher = teacher
         self.dt_channel = bool(dt_channel)
         self._policy_spec = policy
         self.model_kw = model_kwargs_for(policy, model_kw) if isinstance(policy, str) else dict(model_kw or {})
@@ -116,6 +129,11 @@ class SequencePPO(OnPolicyAlgorithm):
         self.rollout_time_s = 0.0
         self.update_time_s = 0.0
         self._setup_model()
+        if teacher is not None:
+            for env_copy in self._env_copies():
+                check = getattr(teacher, "check_env", None)
+                if check is not None:
+                    check(env_copy)
 
     # -- construction -------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -146,7 +164,8 @@ class SequencePPO(OnPolicyAlgorithm):
         self.rollout_buffer = RecurrentSequenceBuffer(
             self.n_steps, self.observation_space, self.action_space,
             {"actor": actor_state, "critic": critic_state}, device=self.device, gae_lambda=self.gae_lambda,
-            gamma=self.gamma, n_envs=self.n_envs, seq_len=self.config.seq_len)
+            gamma=self.gamma, n_envs=self.n_envs, seq_len=self.config.seq_len,
+            teacher_labels=self.teacher is not None)
         self._last_states = (actor_state, critic_state)
 
     def _fresh_actor(self, model_name: str) -> RecurrentPolicy:
@@ -171,6 +190,21 @@ class SequencePPO(OnPolicyAlgorithm):
         return super()._init_callback(callback, progress_bar=False)
 
     # -- rollout --------------------------------------------------------------------------------
+    def _env_copies(self) -> List[gym.Env]:
+        """The envs of an in-process VecEnv (what a teacher reads the full state of)."""
+        inner = self.env.unwrapped if self.env is not None else None
+        if not isinstance(inner, DummyVecEnv):
+            raise ValueError(f"a teacher needs the envs in this process (a DummyVecEnv), got {type(inner).__name__}")
+        return list(inner.envs)
+
+    def _teacher_actions(self) -> Optional[np.ndarray]:
+        """The teacher's action for every env's current state, (n_envs, A) normalised; None
+        without a teacher."""
+        if self.teacher is None:
+            return None
+        actions = np.stack([self.teacher.act(env_copy) for env_copy in self._env_copies()])
+        return self.policy.actor.action_mapping.normalize(actions).astype(np.float32)
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
                          n_rollout_steps: int) -> bool:
         """Fill the buffer with ``n_rollout_steps`` steps of every env (see the module docstring)."""
@@ -184,6 +218,7 @@ class SequencePPO(OnPolicyAlgorithm):
         dones = self._last_episode_starts
         new_obs = self._last_obs
         while n_steps < n_rollout_steps:
+            teacher_actions = self._teacher_actions()  # the state the observation shows, before the step
             obs_t = torch.as_tensor(self._last_obs, dtype=torch.float32, device=self.device)
             starts_t = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=self.device)
             actions, values, log_probs, next_actor, next_critic = self.policy.act(
@@ -203,7 +238,8 @@ class SequencePPO(OnPolicyAlgorithm):
                     final_t = torch.as_tensor(np.asarray(final)[None], dtype=torch.float32, device=self.device)
                     rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row)[0])
             rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
-                               log_probs, states={"actor": actor_state, "critic": critic_state})
+                               log_probs, states={"actor": actor_state, "critic": critic_state},
+                               teacher_actions=teacher_actions)
             self._last_obs = new_obs
             self._last_episode_starts = dones
             actor_state, critic_state = next_actor, next_critic
@@ -226,43 +262,23 @@ class SequencePPO(OnPolicyAlgorithm):
         policy = self.policy
         policy.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)
-        clip = cfg.clip_range
         critic_only = self.iteration <= cfg.critic_warmup
-        logs: Dict[str, list] = {k: [] for k in ("pg", "value", "entropy", "kl", "clip")}
+        logs: Dict[str, list] = {k: [] for k in ("pg", "value", "entropy", "kl", "clip", "teacher")}
         loss = torch.zeros(())
         continue_training = True
         for epoch in range(cfg.n_epochs):
             for batch in self.rollout_buffer.minibatches(cfg.batch_size):
-                values, log_prob, entropy = policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
-                                                            batch.states["actor"], batch.states["critic"])
-                mask = batch.mask
-                count = mask.sum()
-                advantages = batch.advantages
-                if cfg.normalize_advantage and count > 1:
-                    mean = (advantages * mask).sum() / count
-                    std = (((advantages - mean) ** 2 * mask).sum() / (count - 1)).sqrt()
-                    advantages = (advantages - mean) / (std + 1e-8)
-                # Masked before exp: a padded step's log-ratio could overflow to inf, and inf * 0 is nan.
-                log_ratio = (log_prob - batch.old_log_prob) * mask
-                ratio = torch.exp(log_ratio)
-                surrogate = torch.min(advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip))
-                pg_loss = -(surrogate * mask).sum() / count
-                if cfg.clip_range_vf is not None:
-                    values = batch.old_values + (values - batch.old_values).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
-                value_loss = ((batch.returns - values) ** 2 * mask).sum() / count
-                entropy_loss = -entropy
-                if critic_only:
-                    loss = self.vf_coef * value_loss
-                else:
-                    loss = pg_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                with torch.no_grad():
-                    approx_kl = float((((ratio - 1) - log_ratio) * mask).sum() / count)
-                    logs["clip"].append(float((((ratio - 1).abs() > clip).float() * mask).sum() / count))
-                logs["pg"].append(pg_loss.item())
-                logs["value"].append(value_loss.item())
-                logs["entropy"].append(entropy_loss.item())
-                logs["kl"].append(approx_kl)
-                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl and not critic_only:
+                terms = minibatch_loss(policy, batch, cfg, critic_only=critic_only, ent_coef=self.ent_coef,
+                                       vf_coef=self.vf_coef)
+                loss = terms.total
+                logs["pg"].append(terms.policy_gradient.item())
+                logs["value"].append(terms.value.item())
+                logs["entropy"].append(terms.entropy_loss.item())
+                logs["kl"].append(terms.approx_kl)
+                logs["clip"].append(terms.clip_fraction)
+                if terms.teacher is not None:
+                    logs["teacher"].append(terms.teacher.item())
+                if cfg.target_kl is not None and terms.approx_kl > 1.5 * cfg.target_kl and not critic_only:
                     continue_training = False
                     break
                 policy.optimizer.zero_grad(set_to_none=True)
@@ -279,11 +295,13 @@ class SequencePPO(OnPolicyAlgorithm):
         record("train/entropy_loss", float(np.mean(logs["entropy"])))
         record("train/approx_kl", float(np.mean(logs["kl"])))
         record("train/clip_fraction", float(np.mean(logs["clip"])))
+        if logs["teacher"]:
+            record("train/teacher_loss", float(np.mean(logs["teacher"])))
         record("train/loss", loss.item())
         record("train/explained_variance", float(explained_variance(buffer.values.flatten(), buffer.returns.flatten())))
         record("train/std", torch.exp(policy.log_std.detach()).mean().item())
         record("train/n_updates", self._n_updates, exclude="tensorboard")
-        record("train/clip_range", clip)
+        record("train/clip_range", cfg.clip_range)
         record("train/critic_only", int(critic_only))
         record("train/sequences", int(len(buffer.layout.lengths)) if buffer.layout is not None else 0)
         self.update_time_s += time.perf_counter() - start

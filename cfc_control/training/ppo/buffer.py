@@ -101,7 +101,8 @@ class SequenceBatch:
     ``observations`` (B, L, C) raw (Δt channel included), ``actions`` (B, L, A) normalised and
     unclipped, ``old_values``/``old_log_prob``/``advantages``/``returns`` (B, L),
     ``episode_starts`` (B, L) bool (true at most at step 0), ``mask`` (B, L) 1.0 for real steps,
-    ``states`` each network's state at the sequences' first steps, ``sequence_ids`` (B,)."""
+    ``states`` each network's state at the sequences' first steps, ``sequence_ids`` (B,);
+    ``teacher_actions`` (B, L, A) normalised, when the rollout was labelled by a teacher."""
 
     observations: Tensor
     actions: Tensor
@@ -113,6 +114,7 @@ class SequenceBatch:
     mask: Tensor
     states: Dict[str, States]
     sequence_ids: np.ndarray
+    teacher_actions: Optional[Tensor] = None
 
 
 class RecurrentSequenceBuffer(RolloutBuffer):
@@ -120,13 +122,15 @@ class RecurrentSequenceBuffer(RolloutBuffer):
 
     Args (besides RolloutBuffer's): ``state_templates`` maps a network name to a state for
     ``n_envs`` envs (a (n_envs, H) tensor or a tuple of them; e.g. the initial states), which
-    fixes the shapes stored per step; ``seq_len`` the longest sequence.
+    fixes the shapes stored per step; ``seq_len`` the longest sequence; ``teacher_labels``: store
+    a teacher's action for every step too (``add(..., teacher_actions=...)``).
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
                  state_templates: Mapping[str, States], device: str | torch.device = "cpu",
                  gae_lambda: float = 1.0, gamma: float = 0.99, n_envs: int = 1,
-                 seq_len: Optional[int] = None) -> None:
+                 seq_len: Optional[int] = None, teacher_labels: bool = False) -> None:
+        self.teacher_labels = bool(teacher_labels)
         self.state_templates = {name: _state_tuple(s, f"state template {name!r}") for name, s in state_templates.items()}
         for name, tensors in self.state_templates.items():
             for t in tensors:
@@ -142,12 +146,19 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         self.states: Dict[str, List[Tensor]] = {
             name: [torch.zeros((self.buffer_size, *t.shape), dtype=t.dtype) for t in tensors]
             for name, tensors in self.state_templates.items()}
+        self.teacher_actions = (np.zeros((self.buffer_size, self.n_envs, self.action_dim), dtype=np.float32)
+                                if self.teacher_labels else None)
         self._flat: Optional[Dict[str, Tensor]] = None
         self.layout: Optional[SequenceLayout] = None
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, episode_start: np.ndarray,
-            value: Tensor, log_prob: Tensor, states: Optional[Mapping[str, States]] = None) -> None:
-        """SB3's ``add`` plus ``states``: each network's state *before* this step, (n_envs, H_i)."""
+            value: Tensor, log_prob: Tensor, states: Optional[Mapping[str, States]] = None,
+            teacher_actions: Optional[np.ndarray] = None) -> None:
+        """SB3's ``add`` plus ``states``: each network's state *before* this step, (n_envs, H_i),
+        and, for a buffer with teacher labels, ``teacher_actions`` (n_envs, A) normalised."""
+        if (teacher_actions is None) == self.teacher_labels:
+            raise ValueError("add needs teacher_actions exactly when the buffer stores teacher labels "
+                             f"(teacher_labels={self.teacher_labels})")
         if states is None or set(states) != set(self.states):
             raise ValueError(f"add needs the states of {sorted(self.states)}, got "
                              f"{None if states is None else sorted(states)}")
@@ -158,6 +169,9 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                 raise ValueError(f"state {name!r} has {len(tensors)} tensors, the buffer stores {len(stored)}")
             for target, value_t in zip(stored, tensors):
                 target[self.pos].copy_(value_t)
+        if self.teacher_actions is not None:
+            self.teacher_actions[self.pos] = np.asarray(teacher_actions, dtype=np.float32).reshape(
+                self.n_envs, self.action_dim)
         super().add(obs, action, reward, episode_start, value, log_prob)
 
     # -- sequences -----------------------------------------------------------------------------
@@ -181,6 +195,8 @@ class RecurrentSequenceBuffer(RolloutBuffer):
             "returns": flat(self.returns),
             "episode_starts": flat(self.episode_starts, torch.bool),
         }
+        if self.teacher_actions is not None:
+            self._flat["teacher_actions"] = flat(self.teacher_actions)
         self._first_states = {
             name: tuple(t.transpose(0, 1).reshape(self.buffer_size * self.n_envs, t.shape[-1])[first] for t in tensors)
             for name, tensors in self.states.items()}
@@ -219,6 +235,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
             mask=mask.to(torch.float32),
             states=states,
             sequence_ids=ids,
+            teacher_actions=data["teacher_actions"][take] if "teacher_actions" in data else None,
         )
 
 

@@ -28,7 +28,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from stable_baselines3.common.logger import KVWriter, Logger
 
+from cfc_control.experts import make_expert
+from cfc_control.experts.base import Expert
 from cfc_control.policies import load_policy, read_card, resolve_policy_dir
+from cfc_control.tasks import make_env
+from cfc_control.training.imitation import expert_spec
 from cfc_control.training.run_config import RunConfig
 from cfc_control.episodes.evaluation import EVAL_SEED
 from cfc_control.training.ppo import env_state
@@ -110,10 +114,11 @@ def run_ppo(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     cfg = config_for(ctx.task, settings.overrides(), init_from=bool(settings.init_from),
                      model=_model_name(config, start_policy))
     resumed = ctx.checkpoint is not None
+    teacher = _teacher(config, ctx.task) if cfg.teacher_coef > 0 else None
     # On resume the generators were restored from the checkpoint: seeding again would rewind them.
     algo = SequencePPO(ctx.task, start_policy if start_policy is not None else config.policy, cfg,
                        model_kw=config.model_kw, seed=None if resumed else config.seed,
-                       timing=config.timing, obs=config.obs)
+                       timing=config.timing, obs=config.obs, teacher=teacher)
     algo.set_logger(Logger(None, [RunLogWriter(ctx)]))
     if resumed:
         _restore(algo, ctx, config.seed)
@@ -138,6 +143,15 @@ def run_ppo(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     return TrainOutcome(algo.policy.actor, _card(config, ctx, algo, cfg, init_from))
 
 
+def _teacher(config: RunConfig, task: str) -> Expert:
+    """The expert --expert names, for the teacher_coef term."""
+    probe = make_env(task, timing=config.timing, obs=config.obs)
+    try:
+        return make_expert(expert_spec(config, task), probe)
+    finally:
+        probe.close()
+
+
 def _card(config: RunConfig, ctx: RunContext, algo: SequencePPO, cfg, init_from: bool) -> Dict[str, Any]:
     episodes = list(algo.ep_info_buffer or [])
     final: Dict[str, Optional[float]] = {}
@@ -158,6 +172,7 @@ def _card(config: RunConfig, ctx: RunContext, algo: SequencePPO, cfg, init_from:
         "steps": int(algo.num_timesteps),
         "iterations": int(algo.iteration),
         "init_from": config.ppo.init_from,
+        "teacher": expert_spec(config, ctx.task) if cfg.teacher_coef > 0 else None,
         "hyperparameters": {"ppo": cfg.to_dict()},
         "throughput": {"rollout_s": round(algo.rollout_time_s, 1), "update_s": round(algo.update_time_s, 1),
                        "env_steps_per_s_this_session": round((algo.num_timesteps - done_before) / seconds, 1)

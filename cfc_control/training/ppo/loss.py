@@ -1,0 +1,79 @@
+"""PPO's loss on one minibatch of padded sequences, every term masked to the real steps.
+
+    loss = pg + ent_coef * (-entropy) + vf_coef * value [+ teacher_coef * teacher]
+
+``pg`` is the clipped surrogate of the advantages (normalised per minibatch), ``value`` the squared
+error of the critic (optionally clipped around the rollout's values), and ``teacher``, where the
+rollout was labelled by a teacher, the squared distance from the actor's mean action to the
+teacher's (normalised units, summed over the channels). While the critic warms up
+(``critic_only``) only the value term counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from cfc_control.training.ppo.actor_critic import ActorCritic
+from cfc_control.training.ppo.buffer import SequenceBatch
+from cfc_control.training.ppo.hyperparams import PPOConfig
+
+
+@dataclass
+class MinibatchLoss:
+    """The total to back-propagate and its terms (scalars); ``approx_kl`` and ``clip_fraction``
+    measure how far the policy moved from the rollout's."""
+
+    total: Tensor
+    policy_gradient: Tensor
+    value: Tensor
+    entropy_loss: Tensor
+    teacher: Optional[Tensor]
+    approx_kl: float
+    clip_fraction: float
+
+
+def _masked_mean(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
+    return (x * mask).sum() / count
+
+
+def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *, critic_only: bool = False,
+                   ent_coef: Optional[float] = None, vf_coef: Optional[float] = None) -> MinibatchLoss:
+    """The loss of ``batch`` under ``policy`` (``ent_coef``/``vf_coef``: the config's unless given)."""
+    ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
+    vf_coef = cfg.vf_coef if vf_coef is None else vf_coef
+    values, log_prob, entropy, mean_action = policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
+                                                             batch.states["actor"], batch.states["critic"])
+    mask = batch.mask
+    count = mask.sum()
+    advantages = batch.advantages
+    if cfg.normalize_advantage and count > 1:
+        centre = _masked_mean(advantages, mask, count)
+        spread = (_masked_mean((advantages - centre) ** 2, mask, count) * count / (count - 1)).sqrt()
+        advantages = (advantages - centre) / (spread + 1e-8)
+    # Masked before exp: a padded step's log-ratio could overflow to inf, and inf * 0 is nan.
+    log_ratio = (log_prob - batch.old_log_prob) * mask
+    ratio = torch.exp(log_ratio)
+    clip = cfg.clip_range
+    surrogate = torch.min(advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip))
+    pg_loss = -_masked_mean(surrogate, mask, count)
+    if cfg.clip_range_vf is not None:
+        values = batch.old_values + (values - batch.old_values).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
+    value_loss = _masked_mean((batch.returns - values) ** 2, mask, count)
+    entropy_loss = -entropy
+    teacher_loss = None
+    if batch.teacher_actions is not None:
+        teacher_loss = _masked_mean(((mean_action - batch.teacher_actions) ** 2).sum(-1), mask, count)
+    if critic_only:
+        total = vf_coef * value_loss
+    else:
+        total = pg_loss + ent_coef * entropy_loss + vf_coef * value_loss
+        if teacher_loss is not None:
+            total = total + cfg.teacher_coef * teacher_loss
+    with torch.no_grad():
+        approx_kl = float(_masked_mean((ratio - 1) - log_ratio, mask, count))
+        clip_fraction = float(_masked_mean(((ratio - 1).abs() > clip).float(), mask, count))
+    return MinibatchLoss(total, pg_loss, value_loss, entropy_loss, teacher_loss, approx_kl, clip_fraction)
