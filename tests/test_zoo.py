@@ -2,6 +2,7 @@
 study), ships the students with their cards and writes the summary, resuming job by job."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -10,6 +11,7 @@ from cfc_control.study.backends import InlineBackend
 from cfc_control.training.teachers import TeacherConfig
 from cfc_control.zoo import RECIPES, FamilyRecipe, ZooPlan, build_zoo, recipes_for
 from cfc_control.zoo.__main__ import main as zoo_main
+from cfc_control.zoo.rebuild import teacher_finished
 from cfc_control.zoo.recipes import CARD_TIMINGS
 from cfc_control.zoo.shipping import median_seed
 from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robustness
@@ -80,6 +82,14 @@ def test_a_second_build_reruns_nothing(built_zoo):
     _, _, _, again = built_zoo
     assert again.teachers_trained == [] and again.teachers_ready == ["InvertedPendulum"]
     assert again.students_trained == 0 and again.failures == {}
+
+
+def test_a_teacher_that_saw_another_observation_is_not_the_recipes(built_zoo, monkeypatch):
+    root, _, _, _ = built_zoo
+    monkeypatch.chdir(root)
+    assert teacher_finished(TINY_TEACHER)
+    assert not teacher_finished(replace(TINY_TEACHER, obs="PosVel"))
+    assert not teacher_finished(replace(TINY_TEACHER, steps=256))
 
 
 def test_students_wait_for_an_untrained_teacher(tmp_path, monkeypatch):

@@ -52,7 +52,8 @@ def teacher_finished(config: TeacherConfig) -> bool:
         return False
     setup = resolve(config)
     return card.get("steps") == setup.steps and card.get("training_timing") == setup.timing and \
-        card.get("algorithm") == setup.algo and bool(card.get("dt_input")) == setup.dt_input
+        card.get("algorithm") == setup.algo and bool(card.get("dt_input")) == setup.dt_input and \
+        card.get("obs", "Full") == setup.obs
 
 
 def run_teacher(config: TeacherConfig) -> Dict[str, Any]:
