@@ -2,6 +2,7 @@
 experts save as safetensors + JSON and act the same after loading."""
 
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import mujoco
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from cfc_control.experts import make_expert
+from cfc_control.experts.base import act_in_each
 from cfc_control.experts.lqr import LQRExpert, ScheduledLQRExpert, discretize, dlqr_gain, linearize
 from cfc_control.tasks import make_env
 
@@ -189,3 +191,15 @@ def test_sb3_expert_training_command_smoke(tmp_path, capsys):
     with pytest.raises(ValueError, match="trained on InvertedPendulum-v5"):
         make_expert(str(out), make_env("InvertedDoublePendulum-Pos-Fixed"))
     assert "InvertedPendulum" in capsys.readouterr().out
+
+
+def test_an_sb3_expert_labels_several_envs_in_one_pass_as_it_would_one_by_one():
+    envs = [make_env("Hopper-Pos-Irregular", seed=i) for i in range(3)]
+    for env in envs[1:]:
+        env.step(env.action_space.sample())  # different states
+    expert = make_expert(Path(__file__).resolve().parents[1] / "policies" / "experts" / "hopper-sac-teacher", envs[0])
+    one_by_one = np.stack([expert.act(env) for env in envs])
+    np.testing.assert_allclose(act_in_each(expert, envs), one_by_one, atol=1e-6)
+    lqr = make_expert("lqr", make_env("InvertedPendulum-Pos-Fixed"))  # no batched path: one act per env
+    pendulums = [make_env("InvertedPendulum-Pos-Fixed", seed=i) for i in range(2)]
+    assert act_in_each(lqr, pendulums).shape == (2, 1)

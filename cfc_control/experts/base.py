@@ -10,7 +10,7 @@ independent of the observation model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
@@ -30,6 +30,16 @@ class Expert(Protocol):
 
 
 LQR_NAMES = ("lqr", "lqr-scheduled")
+
+
+def act_in_each(expert: Expert, envs: Sequence[Any]) -> np.ndarray:
+    """The expert's action for each env's current state, (len(envs), n_act) float32: one batched
+    forward pass where the expert offers ``act_many`` (an SB3 MLP: ~6x faster for 8 envs than a
+    call per env), else ``act`` per env."""
+    act_many = getattr(expert, "act_many", None)
+    if act_many is not None:
+        return np.asarray(act_many(envs), dtype=np.float32)
+    return np.stack([np.asarray(expert.act(env), dtype=np.float32) for env in envs])
 
 
 def measured_period(env: Any, default: float) -> float:

@@ -186,6 +186,10 @@ class SB3Expert:
         """The action (n_act,) float32 for the env's current full state."""
         return self.predict_obs(self.observe(env))
 
+    def act_many(self, envs: Sequence[Any]) -> np.ndarray:
+        """The actions (len(envs), n_act) for several envs, in one forward pass."""
+        return self.predict_obs(np.stack([self.observe(env) for env in envs]))
+
 
 def save_sb3_expert(model: Any, directory: Union[str, Path], *, env_id: str, algo: str,
                     policy_kwargs: Dict[str, Any], card: Optional[Dict[str, Any]] = None,

@@ -54,7 +54,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from cfc_control.experts.base import Expert
+from cfc_control.experts.base import Expert, act_in_each
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
@@ -202,7 +202,7 @@ class SequencePPO(OnPolicyAlgorithm):
         without a teacher."""
         if self.teacher is None:
             return None
-        actions = np.stack([self.teacher.act(env_copy) for env_copy in self._env_copies()])
+        actions = act_in_each(self.teacher, self._env_copies())
         return self.policy.actor.action_mapping.normalize(actions).astype(np.float32)
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
