@@ -41,9 +41,9 @@ class TaskFamily:
     ``velocity_indices`` are the entries of the stock observation that are velocities (removed by
     the Pos observation model); ``unobserved_velocity_indices`` those of them that are velocities
     of coordinates the stock observation leaves out (a walker's forward position x: its speed
-    cannot be told from the positions it sees; removed by PosVel as well). ``nominal_dt`` and ``max_episode_steps`` are the stock control
-    period in seconds and the stock TimeLimit, whose product is the episode length in simulated
-    seconds (``horizon_s``).
+    cannot be told from the positions it sees; removed by PosVel as well). ``nominal_dt`` and
+    ``max_episode_steps`` are the stock control period in seconds and the stock TimeLimit, whose
+    product is the episode length in simulated seconds (``horizon_s``).
     """
 
     name: str

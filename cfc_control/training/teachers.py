@@ -281,8 +281,11 @@ class _RunDirectory:
             # The budget may grow on resume (train on to more steps); nothing else may change. A
             # setting a run recorded before it existed had its default.
             defaults = {f.name: f.default for f in fields(_Setup) if f.default is not MISSING}
-            diff = sorted(k for k in recorded if k != "steps"
-                          and json.loads(json.dumps(before.get(k, defaults.get(k)))) != json.loads(json.dumps(recorded[k])))
+
+            def as_json(value: Any) -> Any:  # tuples and lists compare as JSON stores them
+                return json.loads(json.dumps(value))
+
+            diff = sorted(k for k in recorded if k != "steps" and as_json(before.get(k, defaults.get(k))) != as_json(recorded[k]))
             if diff:
                 raise ValueError(f"{settings}: the run was started with other settings ({', '.join(diff)}); "
                                  "resume it with the same ones or choose another --run-dir")
