@@ -38,27 +38,31 @@ def test_velocity_indices_are_the_entries_that_depend_on_qvel(name):
         assert not changed & set(family.velocity_indices)
 
 
+@pytest.mark.parametrize("obs", ["Pos", "PosVel"])
 @pytest.mark.parametrize("name", FAMILIES)
-def test_pos_removes_the_velocities_and_shrinks_the_space(name):
+def test_an_observation_model_removes_its_entries_and_shrinks_the_space(name, obs):
+    """Pos removes every velocity, PosVel only the unobserved coordinates' ones."""
     family = task_families()[name]
+    removed = family.velocity_indices if obs == "Pos" else family.unobserved_velocity_indices
     stock = gym.make(family.gym_id)
-    pos = make_env(f"{name}-Pos-Fixed")
-    keep = [i for i in range(family.obs_size) if i not in family.velocity_indices]
-    assert pos.observation_space.shape == (len(keep),)
-    assert pos.observation_space.dtype == stock.observation_space.dtype
+    env = make_env(f"{name}-{obs}-Fixed")
+    keep = [i for i in range(family.obs_size) if i not in removed]
+    assert env.observation_space.shape == (len(keep),)
+    assert env.observation_space.dtype == stock.observation_space.dtype
     s_obs, _ = stock.reset(seed=1)
-    obs, _ = pos.reset(seed=1)
-    assert np.array_equal(obs, s_obs[keep])
+    obs_now, _ = env.reset(seed=1)
+    assert np.array_equal(obs_now, s_obs[keep])
     rng = np.random.default_rng(0)
     for _ in range(30):
         action = rng.uniform(stock.action_space.low, stock.action_space.high).astype(np.float32)
         s_obs, *_ = stock.step(action)
-        obs, *_ = pos.step(action)
-        assert np.array_equal(obs, s_obs[keep])
-        qvel = pos.unwrapped.data.qvel
-        visible = np.clip(qvel[qvel != 0], -10, 10)  # some envs clip velocities at +-10
-        # No entry of the Pos observation is a (possibly clipped) joint velocity.
-        assert not np.isin(obs, visible).any()
+        obs_now, *_ = env.step(action)
+        assert np.array_equal(obs_now, s_obs[keep])
+        if obs == "Pos":
+            qvel = env.unwrapped.data.qvel
+            visible = np.clip(qvel[qvel != 0], -10, 10)  # some envs clip velocities at +-10
+            # No entry of the Pos observation is a (possibly clipped) joint velocity.
+            assert not np.isin(obs_now, visible).any()
 
 
 def test_noise_is_gaussian_seeded_and_leaves_the_physics_alone():
@@ -125,17 +129,3 @@ def test_unobserved_velocity_indices_are_the_speeds_of_coordinates_no_entry_show
     unobserved = [j for j in range(base.model.nq) if not moved(position=j)]
     speeds = set().union(*(moved(velocity=j) for j in unobserved))
     assert sorted(speeds) == list(family.unobserved_velocity_indices)
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_posvel_keeps_all_but_the_unobserved_velocities(name):
-    family = task_families()[name]
-    stock = gym.make(family.gym_id)
-    posvel = make_env(f"{name}-PosVel-Fixed")
-    keep = [i for i in range(family.obs_size) if i not in family.unobserved_velocity_indices]
-    assert posvel.observation_space.shape == (len(keep),)
-    s_obs, _ = stock.reset(seed=2)
-    obs, _ = posvel.reset(seed=2)
-    assert np.array_equal(obs, s_obs[keep])
-    action = stock.action_space.sample()
-    assert np.array_equal(posvel.step(action)[0], stock.step(action)[0][keep])
