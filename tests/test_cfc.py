@@ -92,7 +92,7 @@ def test_output_sizes():
 
 
 def test_parameter_counts_match_the_reference():
-    # figures from models.md (ncps 1.0.1)
+    # figures from docs/equations.md (ncps 1.0.1)
     count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
     assert count(CfC(20, 50)) == 34888
     assert count(CfC(17, 64)) == 43520

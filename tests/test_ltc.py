@@ -19,7 +19,7 @@ def _ref_wiring(kind):
 
 def _ref_cell_steps(module, x, ts, hx=None):
     """The reference's own cell stepped with Δt shaped (B, 1): its layer mishandles per-sample
-    timespans for B > 1 (models.md), its cell does not."""
+    timespans for B > 1 (docs/equations.md), its cell does not."""
     batch = x.shape[0]
     h = torch.zeros(batch, module.state_size) if hx is None else hx[0] if module.use_mixed else hx
     c = torch.zeros(batch, module.state_size) if hx is None or not module.use_mixed else hx[1]
@@ -107,7 +107,7 @@ def test_same_seed_same_initial_weights_as_ncps():
 
 
 def test_parameter_counts_match_the_reference():
-    """models.md: LTC(17, AutoNCP(64, 6)) has 20,974 trainable parameters in ncps 1.0.1."""
+    """docs/equations.md: LTC(17, AutoNCP(64, 6)) has 20,974 trainable parameters in ncps 1.0.1."""
     ours = LTC(17, AutoNCP(64, 6))
     assert sum(p.numel() for p in ours.parameters() if p.requires_grad) == 20974
     assert ours.state_size == 64 and ours.output_size == 6

@@ -13,7 +13,7 @@ Measured in one run on one CPU thread, and printed as a markdown table:
 The models of one case are timed round-robin (one call of each in turn), so that load from other
 processes falls on all of them alike and the ratios stay meaningful on a shared machine.
 
-The reference's layer mishandles per-sample timespans for B > 1 (docs/models.md), so its training step
+The reference's layer mishandles per-sample timespans for B > 1 (docs/equations.md), so its training step
 runs its cell per step with dt shaped (B, 1), as its layer would with that bug fixed. ncps is
 needed for the reference rows (they are skipped without it).
 """

@@ -1,6 +1,6 @@
 """One step of the closed-form continuous-time (CfC) cell.
 
-Equations (docs/models.md, the reference library's semantics), for input x (B, m), state h
+Equations (docs/equations.md, the reference library's semantics), for input x (B, m), state h
 (B, H) and elapsed time dt (B, 1):
 
     b  = backbone([x, h])                      (B, U)  (identity when backbone_layers = 0)

@@ -4,7 +4,7 @@ Same semantics as ``ncps.torch.LTC`` (1.0.1): the state is the N neuron potentia
 order (motor neurons first, unlike the wired CfC), the output the K motor neurons through the
 output mapping, then (our addition) an optional ``Linear(K, proj_size)``. With an int the layer is
 fully connected (``FullyConnected(units)``, so K = N) like the reference. Per-sample Δt of shape
-(B, T) works for every batch size (the reference's layer breaks there, see docs/models.md).
+(B, T) works for every batch size (the reference's layer breaks there, see docs/equations.md).
 
 Cost: every ODE unfold builds B x N x N tensors, and training keeps one for the backward pass:
 a training step peaks near ``ode_unfolds * T * B * N * N * 10`` bytes (measured: 0.8 GB at

@@ -24,7 +24,7 @@ def from_ncps(module: nn.Module) -> nn.Module:
     CfC: every mode, wired or not, mixed memory, projection, backbone depth 0..n, dropout; the
     result has the module's dtype, device and train/eval mode, and gives the same outputs
     (float32: within 1e-5). Per-sample timespans work for every batch size here, while the
-    reference's layer mishandles them for B > 1 (docs/models.md). LTC: delegated to
+    reference's layer mishandles them for B > 1 (docs/equations.md). LTC: delegated to
     :meth:`cfc_control.models.ltc.LTC.from_ncps_module`.
 
     One divergence: for a one-layer wiring (FullyConnected, Random) with ``output_dim < units``

@@ -7,7 +7,7 @@ an (M, N) ``sensory_adjacency_matrix``; entries are -1 (inhibitory), 0 (no synap
 trained there loads here. Differences, on purpose:
 
 * building an already built wiring again with the same input size is a no-op (the reference
-  draws a second set of sensory synapses, see docs/models.md); a different input size raises. To
+  draws a second set of sensory synapses, see docs/equations.md); a different input size raises. To
   put one wiring design on two layers of different input sizes use :meth:`Wiring.unbuilt_copy`.
 * ``get_config()`` / ``from_config()`` reproduce the same adjacency, built or not (the reference's
   NCP config is broken), and :func:`wiring_to_config` / :func:`wiring_from_config` add and read

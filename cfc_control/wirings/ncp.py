@@ -128,7 +128,7 @@ class NCP(Wiring):
 class AutoNCP(NCP):
     """An NCP sized from the total number of neurons ``units`` and of motor neurons
     ``output_size``: 40% of the non-motor neurons are command neurons, the rest inter; fan-outs
-    scale with the density ``1 - sparsity_level`` (docs/models.md gives the formulas).
+    scale with the density ``1 - sparsity_level`` (docs/equations.md gives the formulas).
     ``output_size`` must be below ``units - 2``; ``sparsity_level`` in [0.1, 1.0]."""
 
     def __init__(self, units: int, output_size: int, sparsity_level: float = 0.5, seed: int = 22222) -> None:
