@@ -129,11 +129,11 @@ class SequencePPO(OnPolicyAlgorithm):
         self.rollout_time_s = 0.0
         self.update_time_s = 0.0
         self._setup_model()
-        if teacher is not None:
-            for env_copy in self._env_copies():
-                check = getattr(teacher, "check_env", None)
-                if check is not None:
-                    check(env_copy)
+        # The envs the teacher reads, found once: labelling runs every rollout step.
+        self._teacher_envs = self._env_copies() if teacher is not None else []
+        if hasattr(teacher, "check_env"):  # the SB3 experts check the env they are given
+            for env_copy in self._teacher_envs:
+                teacher.check_env(env_copy)
 
     # -- construction -------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -202,7 +202,7 @@ class SequencePPO(OnPolicyAlgorithm):
         without a teacher."""
         if self.teacher is None:
             return None
-        actions = act_in_each(self.teacher, self._env_copies())
+        actions = act_in_each(self.teacher, self._teacher_envs)
         return self.policy.actor.action_mapping.normalize(actions).astype(np.float32)
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
@@ -268,8 +268,7 @@ class SequencePPO(OnPolicyAlgorithm):
         continue_training = True
         for epoch in range(cfg.n_epochs):
             for batch in self.rollout_buffer.minibatches(cfg.batch_size):
-                terms = minibatch_loss(policy, batch, cfg, critic_only=critic_only, ent_coef=self.ent_coef,
-                                       vf_coef=self.vf_coef)
+                terms = minibatch_loss(policy, batch, cfg, critic_only=critic_only)
                 loss = terms.total
                 logs["pg"].append(terms.policy_gradient.item())
                 logs["value"].append(terms.value.item())

@@ -40,11 +40,9 @@ def _masked_mean(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
     return (x * mask).sum() / count
 
 
-def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *, critic_only: bool = False,
-                   ent_coef: Optional[float] = None, vf_coef: Optional[float] = None) -> MinibatchLoss:
-    """The loss of ``batch`` under ``policy`` (``ent_coef``/``vf_coef``: the config's unless given)."""
-    ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
-    vf_coef = cfg.vf_coef if vf_coef is None else vf_coef
+def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *,
+                   critic_only: bool = False) -> MinibatchLoss:
+    """The loss of ``batch`` under ``policy`` with ``cfg``'s coefficients."""
     values, log_prob, entropy, mean_action = policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
                                                              batch.states["actor"], batch.states["critic"])
     mask = batch.mask
@@ -68,9 +66,9 @@ def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *,
     if batch.teacher_actions is not None:
         teacher_loss = _masked_mean(((mean_action - batch.teacher_actions) ** 2).sum(-1), mask, count)
     if critic_only:
-        total = vf_coef * value_loss
+        total = cfg.vf_coef * value_loss
     else:
-        total = pg_loss + ent_coef * entropy_loss + vf_coef * value_loss
+        total = pg_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
         if teacher_loss is not None:
             total = total + cfg.teacher_coef * teacher_loss
     with torch.no_grad():
