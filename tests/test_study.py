@@ -63,7 +63,7 @@ def test_bad_timings_are_named(bad, needle):
 
 
 @pytest.mark.parametrize("kw, needle", [({"models": ["cfc", "transformer"]}, "transformer"),
-                                        ({"seeds": [0, 0]}, "seeds"), ({"algo": "ppo"}, "ppo"),
+                                        ({"seeds": [0, 0]}, "seeds"), ({"algo": "sac"}, "sac"),
                                         ({"episodes": 0}, "episodes")])
 def test_bad_plans_are_named(tmp_path, kw, needle):
     with pytest.raises(ValueError, match=needle):
@@ -90,6 +90,21 @@ def test_run_dirs_match_the_train_cli_default_so_hand_made_runs_are_reused(tmp_p
     assert job.run_dir(Path("runs")) == config.run_dir
     other = TrainJob(job.task, "bc", "lstm", 2, ("--epochs", "80"))
     assert other.run_dir(tmp_path) != job.run_dir(tmp_path)  # other training flags, other directory
+
+
+def test_a_study_that_starts_from_another_continues_the_run_of_each_model_and_seed(tmp_path):
+    students = make_plan(TASK, algo="dagger", models=["cfc", "lstm"], out=tmp_path / "s", runs_root=tmp_path / "runs")
+    tuned = make_plan(TASK, algo="ppo", models=["cfc"], seeds=[1, 2], out=tmp_path / "t", runs_root=tmp_path / "runs",
+                      start_from=students)
+    for job in tuned.train_jobs():
+        student = next(j for j in students.train_jobs() if (j.model, j.seed) == (job.model, job.seed))
+        assert job.init_from == str(student.run_dir(students.runs_root) / "policy")
+        assert job.argv(tmp_path)[-2:] == ["--init-from", job.init_from]
+    assert parse_config(tuned.train_jobs()[0].argv(tmp_path))[0].ppo.init_from == tuned.train_jobs()[0].init_from
+    with pytest.raises(ValueError, match="no runs of \\['ncp'\\]"):
+        make_plan(TASK, algo="ppo", models=["ncp"], out=tmp_path / "t", start_from=students)
+    with pytest.raises(ValueError, match="PPO study"):
+        make_plan(TASK, algo="bc", out=tmp_path / "t", start_from=students)
 
 
 # -- resume ----------------------------------------------------------------------------------------

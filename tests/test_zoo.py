@@ -3,6 +3,7 @@ study), ships the students with their cards and writes the summary, resuming job
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -19,24 +20,27 @@ from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robust
 # Tiny students: 2 demonstrations, 1 epoch, one DAgger round of 1 episode, a small model.
 TINY_STUDENTS = ("--episodes", "2", "--epochs", "1", "--iterations", "1", "--dagger-episodes", "1",
                  "--dagger-epochs", "1", "--model-kw", "units=8", "--window", "16", "--burn-in", "8")
+# A tiny PPO fine-tune of each CfC student, the teacher in its loss: 2 iterations of 2 envs x 16 steps.
+TINY_FINE_TUNE = ("--hp", "teacher_coef=1", "--total-steps", "64", "--hp", "n_envs=2", "--hp", "n_steps=16",
+                  "--hp", "batch_size=16", "--hp", "seq_len=8", "--hp", "n_epochs=1")
 TINY_TEACHER = TeacherConfig(env="InvertedPendulum", algo="ppo", steps=128, timing="Irregular+drop:0.05",
                              dt_input=True, out="policies/experts/invertedpendulum-ppo-teacher", eval_episodes=1,
                              overrides={"n_steps": 64, "batch_size": 32, "n_epochs": 1})
 
 
-def tiny_plan(recipe: FamilyRecipe, stages=("teachers", "students", "ship")) -> ZooPlan:
+def tiny_plan(recipe: FamilyRecipe, stages=("teachers", "students", "fine-tune", "ship")) -> ZooPlan:
     return ZooPlan({recipe.family: recipe}, stages=stages, models=("cfc", "mlp"), seeds=(0, 1, 2), episodes=2)
 
 
 @pytest.fixture(scope="module")
 def built_zoo(tmp_path_factory):
-    """A finished tiny zoo of one family whose teacher is a (tiny) PPO agent, built in a fresh
-    working directory, then built again."""
+    """A finished tiny zoo of one family whose teacher is a (tiny) PPO agent and whose CfC students
+    PPO fine-tunes, built in a fresh working directory, then built again."""
     root = tmp_path_factory.mktemp("zoo")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         recipe = FamilyRecipe("InvertedPendulum", expert=TINY_TEACHER.out, teacher=TINY_TEACHER,
-                              student_flags=TINY_STUDENTS)
+                              student_flags=TINY_STUDENTS, fine_tune=TINY_FINE_TUNE)
         plan = tiny_plan(recipe)
         first = build_zoo(plan, InlineBackend(), log=lambda _: None)
         again = build_zoo(plan, InlineBackend(), log=lambda _: None)
@@ -47,15 +51,19 @@ def test_the_zoo_trains_the_teacher_then_the_students_and_ships_them(built_zoo):
     root, recipe, first, _ = built_zoo
     assert first.failures == {}
     assert first.teachers_trained == ["InvertedPendulum"] and first.studied == ["InvertedPendulum"]
-    assert first.students_trained == 6  # cfc and mlp x 3 seeds
+    assert first.fine_tuned == ["InvertedPendulum"]
+    assert first.students_trained == 9  # cfc and mlp x 3 seeds, then the CfC's fine-tune x 3 seeds
     card = json.loads((root / TINY_TEACHER.out / "card.json").read_text())
     assert card["dt_input"] and card["steps"] == 128
     shipped = root / "policies" / "cfc-dagger-invertedpendulum-pos-irregular"
-    # the CfC ships (the MLP is studied, not shipped), at a path relative to the working directory
-    assert [root / p for p in first.shipped] == [shipped]
+    fine_tuned = root / "policies" / "cfc-dagger-ppo-invertedpendulum-pos-irregular"
+    # the CfC ships, and so does its fine-tune (the MLP is studied, not shipped), at paths relative
+    # to the working directory
+    assert [root / p for p in first.shipped] == [shipped, fine_tuned]
     assert (root / "studies" / "zoo" / "InvertedPendulum" / "results.md").is_file()
     summary = (root / "studies" / "zoo" / "README.md").read_text()
     assert "## InvertedPendulum" in summary and "keeps at Irregular" in summary
+    assert "| cfc + PPO |" in summary and "CfC + PPO robustness goal" in summary
     # the job time the build recorded: the teacher's card and the study's jobs
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -76,6 +84,28 @@ def test_a_shipped_student_is_the_median_seed_and_its_card_replays(built_zoo, mo
     assert str(root) not in card["command"] and "--out runs/zoo/" in card["command"]  # reruns from the root
     monkeypatch.chdir(root)
     assert eval_main([str(shipped), "--card"]) == 0, capsys.readouterr().out
+
+
+def test_the_fine_tune_starts_from_the_student_of_its_seed_and_its_card_replays(built_zoo, monkeypatch, capsys):
+    root, recipe, _, _ = built_zoo
+    shipped = root / "policies" / "cfc-dagger-ppo-invertedpendulum-pos-irregular"
+    card = json.loads((shipped / "card.json").read_text())
+    seed = card["selection"]["seed"]
+    assert card["algorithm"] == "ppo" and card["seeds"]["run"] == seed
+    assert card["hyperparameters"]["ppo"]["teacher_coef"] == 1.0 and card["teacher"] == TINY_TEACHER.out
+    student = tiny_plan(recipe).study(recipe).train_jobs()[seed].run_dir(Path("runs/zoo")) / "policy"
+    assert card["init_from"] == str(student) and f"--init-from {student}" in card["command"]
+    assert str(root) not in card["command"]  # reruns from the repository's root
+    monkeypatch.chdir(root)
+    assert eval_main([str(shipped), "--card"]) == 0, capsys.readouterr().out
+
+
+def test_the_fine_tune_waits_for_its_students(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = FamilyRecipe("InvertedPendulum", expert="lqr-scheduled", fine_tune=TINY_FINE_TUNE)
+    outcome = build_zoo(tiny_plan(recipe, stages=("fine-tune",)), InlineBackend(), log=lambda _: None)
+    assert "cfc-s0" in outcome.waiting["InvertedPendulum"] and "not trained yet" in outcome.waiting["InvertedPendulum"]
+    assert outcome.fine_tuned == [] and not (tmp_path / "runs").exists()
 
 
 def test_a_second_build_reruns_nothing(built_zoo):
@@ -153,3 +183,5 @@ def test_dry_run_lists_every_teacher_and_study(capsys):
     out = capsys.readouterr().out
     assert "teacher Walker2d: ppo 2000000 steps" in out and "study InvertedPendulum" in out
     assert "teacher InvertedPendulum" not in out  # the scheduled LQR needs no training
+    assert "fine-tune Walker2d: PPO from the cfc students" in out and "teacher_coef=20" in out
+    assert "fine-tune InvertedPendulum" not in out

@@ -33,7 +33,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 REQUIRED_TIMINGS = ("0.5x", "1x", "2x", "Jitter", "Irregular")
 DEFAULT_TIMINGS = ("0.25x", "0.5x", "1x", "2x", "4x", "Jitter", "Irregular", "Wide")
 WIDE_RELATIVE = (0.25, 4.0)
-ALGOS = ("bc", "dagger")
+ALGOS = ("bc", "dagger", "ppo")
 _MULTIPLE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)x$")
 
 
@@ -92,13 +92,15 @@ def parse_timings(text: "str | Sequence[str]", nominal_dt: float) -> List[Timing
 @dataclass(frozen=True)
 class TrainJob:
     """Train ``model`` with ``seed`` on ``task`` with ``algo``; ``train_args`` are extra flags of
-    ``python -m cfc_control.train`` (e.g. ``("--epochs", "80")``) shared by the whole study."""
+    ``python -m cfc_control.train`` (e.g. ``("--epochs", "80")``) shared by the whole study;
+    ``init_from``: the policy directory this run starts from (``--init-from``), one per job."""
 
     task: str
     algo: str
     model: str
     seed: int
     train_args: Tuple[str, ...] = ()
+    init_from: Optional[str] = None
 
     @property
     def key(self) -> str:
@@ -106,7 +108,8 @@ class TrainJob:
 
     def run_dir(self, runs_root: Path) -> Path:
         """``runs_root/<task>-<algo>-<model>-s<seed>``, the training CLI's default name, so runs made
-        by hand with default flags are reused; extra train_args add a hash of them to the name."""
+        by hand with default flags are reused; extra train_args add a hash of them to the name (the
+        starting point is not in the name: it is in the run's config, which reuse compares)."""
         short = self.task.split("/")[-1].split("-v")[0]
         name = f"{short}-{self.algo}-{self.model}-s{self.seed}"
         if self.train_args:
@@ -117,7 +120,7 @@ class TrainJob:
         """The training command's arguments (the study evaluates separately: --eval-episodes 0)."""
         return ["--env", self.task, "--algo", self.algo, "--policy", self.model, "--seed", str(self.seed),
                 "--out", str(run_dir), "--eval-episodes", "0", "--no-progress", "--no-tensorboard",
-                *self.train_args]
+                *self.train_args, *(("--init-from", self.init_from) if self.init_from else ())]
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,9 @@ def same_expert(recorded: str, expert: str) -> bool:
 
 @dataclass
 class StudyPlan:
-    """Everything one study runs. ``out`` holds the results; ``runs_root`` the run directories."""
+    """Everything one study runs. ``out`` holds the results; ``runs_root`` the run directories;
+    ``start_from``: another study whose run of the same model and seed each run starts from (a
+    PPO fine-tune of a study's students), None: every run starts fresh."""
 
     task: str
     algo: str
@@ -183,9 +188,17 @@ class StudyPlan:
     train_args: Tuple[str, ...] = ()
     nominal_dt: float = field(default=0.0)
     expert: Optional[str] = None  # expert spec for the reference row (None: no reference row)
+    start_from: Optional["StudyPlan"] = None
 
     def train_jobs(self) -> List[TrainJob]:
-        return [TrainJob(self.task, self.algo, m, s, self.train_args) for m in self.models for s in self.seeds]
+        return [TrainJob(self.task, self.algo, m, s, self.train_args, self._init_from(m, s))
+                for m in self.models for s in self.seeds]
+
+    def _init_from(self, model: str, seed: int) -> Optional[str]:
+        if self.start_from is None:
+            return None
+        base = self.start_from
+        return str(TrainJob(base.task, base.algo, model, seed, base.train_args).run_dir(base.runs_root) / "policy")
 
     def eval_jobs(self, train: TrainJob) -> List[EvalJob]:
         return [EvalJob(train, t, self.episodes) for t in self.timings]
@@ -204,11 +217,13 @@ class StudyPlan:
 def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MODELS,
               seeds: Sequence[int] = DEFAULT_SEEDS, timings: "str | Sequence[str]" = DEFAULT_TIMINGS,
               episodes: int = 20, out: "str | Path | None" = None, runs_root: "str | Path" = "runs",
-              train_args: Sequence[str] = (), expert: Optional[str] = "auto") -> StudyPlan:
+              train_args: Sequence[str] = (), expert: Optional[str] = "auto",
+              start_from: Optional[StudyPlan] = None) -> StudyPlan:
     """Validate the study's parameters and build its plan (paths made absolute, so that workers
     started elsewhere write where the driver reads). ``expert``: the reference row's expert
-    ('auto': the one imitation uses for the task; None: no reference row). Raises ValueError
-    naming a bad parameter."""
+    ('auto': the one imitation uses for the task; None: no reference row); ``start_from``: the
+    study each run starts from (see :class:`StudyPlan`). Raises ValueError naming a bad
+    parameter."""
     info = task_info(task)
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
@@ -222,6 +237,12 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
         raise ValueError(f"models are listed twice: {models!r}")
     if int(episodes) <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
+    if start_from is not None:
+        if algo != "ppo" or _flag_value(train_args, "--init-from") is not None:
+            raise ValueError("a study that starts from another's runs is a PPO study (--algo ppo) without --init-from")
+        lacking = sorted(set(models) - set(start_from.models)) + sorted(set(seeds) - set(start_from.seeds))
+        if lacking:
+            raise ValueError(f"the study to start from has no runs of {lacking}")
     if expert == "auto" and _flag_value(train_args, "--expert") not in (None, "auto"):
         expert = _flag_value(train_args, "--expert")  # the row shows the expert the students learn from
     if expert == "auto":
@@ -236,7 +257,7 @@ def make_plan(task: str, *, algo: str = "bc", models: Sequence[str] = DEFAULT_MO
     return StudyPlan(task=info["id"], algo=algo, models=list(models), seeds=seeds,
                      timings=parse_timings(timings, info["nominal_dt"]), episodes=int(episodes),
                      out=out_dir.resolve(), runs_root=Path(runs_root).resolve(), train_args=tuple(train_args),
-                     nominal_dt=float(info["nominal_dt"]), expert=expert)
+                     nominal_dt=float(info["nominal_dt"]), expert=expert, start_from=start_from)
 
 
 def _flag_value(args: Sequence[str], flag: str) -> Optional[str]:

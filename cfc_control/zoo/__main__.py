@@ -75,6 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"\n{PROG}: interrupted; what finished is kept: run the same command to continue", file=sys.stderr)
         return INTERRUPTED
     print(f"teachers ready: {', '.join(outcome.teachers_ready) or 'none'}; studied: {', '.join(outcome.studied) or 'none'}; "
+          f"fine-tuned: {', '.join(outcome.fine_tuned) or 'none'}; "
           f"shipped: {len(outcome.shipped)}; {outcome.wall_s:.0f} s")
     for family, why in outcome.waiting.items():
         print(f"  {family} waits: {why}")

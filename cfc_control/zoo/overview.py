@@ -25,6 +25,7 @@ from cfc_control.policies.catalog import format_mean_std
 from cfc_control.zoo.recipes import CARD_TIMINGS, RECIPES, STUDY_MODELS, FamilyRecipe
 
 GOAL_SHARE = 0.9
+FINE_TUNED_SUFFIX = " + PPO"  # the row of a student fine-tuned by PPO with the teacher in its loss
 ROBUSTNESS_TIMINGS = ("Irregular", "0.5x", "2x")
 
 
@@ -60,6 +61,12 @@ def family_table(recipe: FamilyRecipe, plan: ZooPlan) -> Tuple[List[str], Dict[s
                      {name: (experts[t]["mean"], experts[t]["std"], 1) for name, t in CARD_TIMINGS.items() if t in experts}))
     for model in plan.models:
         rows.append((model, {name: cells[(model, t)] for name, t in CARD_TIMINGS.items() if (model, t) in cells}))
+    fine_tune = plan.fine_tune_study(recipe)
+    if fine_tune is not None:
+        tuned = aggregate(load_results(fine_tune)[1])
+        for model in fine_tune.models:
+            rows.append((f"{model}{FINE_TUNED_SUFFIX}",
+                         {name: tuned[(model, t)] for name, t in CARD_TIMINGS.items() if (model, t) in tuned}))
     for label, row in rows:
         if not row:
             continue
@@ -76,12 +83,15 @@ def job_seconds(recipe: FamilyRecipe, plan: ZooPlan) -> Dict[str, float]:
     """The job time a family's build recorded: ``teacher`` (its card's training time), ``students``
     (every training job of the study) and ``evaluations`` (the study's evaluations, the teacher's
     included), in seconds; zero for what has no record."""
-    study = plan.study(recipe)
+    study, fine_tune = plan.study(recipe), plan.fine_tune_study(recipe)
     trains, evals = load_results(study)
+    if fine_tune is not None:
+        tuned_trains, tuned_evals = load_results(fine_tune)
+        trains, evals = [*trains, *tuned_trains], [*evals, *tuned_evals]
     card = _teacher_card(recipe)
     return {
         "teacher": float((card or {}).get("training_time_s", 0.0)),
-        "students": sum(float(r.get("training_time_s", 0.0)) for r in trains),
+        "students": sum(float(r.get("training_time_s") or 0.0) for r in trains),
         "evaluations": sum(float(r.get("eval_time_s", 0.0)) for r in [*evals, *load_expert_results(study)]),
     }
 
@@ -116,15 +126,21 @@ def write_summary(plan: ZooPlan, path: Path) -> Path:
             continue
         times[family] = job_seconds(recipe, plan)
         lines, means = family_table(recipe, plan)
-        out += [f"## {family} (`{recipe.task}`)", "", f"Students' flags: `{' '.join(recipe.train_args())}`", "", *lines, ""]
+        out += [f"## {family} (`{recipe.task}`)", "", f"Students' flags: `{' '.join(recipe.train_args())}`", ""]
+        if recipe.fine_tune:
+            out += [f"`cfc{FINE_TUNED_SUFFIX}`: PPO (`--algo ppo`) from each seed's CfC student with the teacher "
+                    f"in its loss: `{' '.join(recipe.fine_tune_args())}`.", ""]
+        out += [*lines, ""]
         teacher_card = _teacher_card(recipe)
         if teacher_card:
             out.append(f"Teacher: `{teacher_card.get('command')}`, trained in {teacher_card.get('training_time_s', 0) / 3600:.1f} h here.")
-        if "cfc" in means and all(t in means["cfc"] for t in ("Jitter", *ROBUSTNESS_TIMINGS)):
-            verdict = robustness(means["cfc"], means.get("teacher"))
-            parts = [f"{t}: keeps {s:.0%}" + (f" (teacher {k:.0%})" if k is not None else "") + (" ✓" if ok else " ✗")
-                     for t, (s, k, ok) in verdict.items()]
-            out.append("CfC robustness goal (≥ 90% of its Jitter return, or of what the teacher keeps): " + "; ".join(parts) + ".")
+        for row, name in (("cfc", "CfC"), (f"cfc{FINE_TUNED_SUFFIX}", f"CfC{FINE_TUNED_SUFFIX}")):
+            if row in means and all(t in means[row] for t in ("Jitter", *ROBUSTNESS_TIMINGS)):
+                verdict = robustness(means[row], means.get("teacher"))
+                parts = [f"{t}: keeps {s:.0%}" + (f" (teacher {k:.0%})" if k is not None else "") + (" ✓" if ok else " ✗")
+                         for t, (s, k, ok) in verdict.items()]
+                out.append(f"{name} robustness goal (≥ 90% of its Jitter return, or of what the teacher keeps): "
+                           + "; ".join(parts) + ".")
         out.append("")
     out += _time_table(times)
     out.append(f"Written {time.strftime('%Y-%m-%d %H:%M %Z')}.")

@@ -1,5 +1,6 @@
 """Rebuild the zoo: teachers, then each family's timing study (whose CfC and NCP runs are the
-students), then the shipped students with their cards, then the summary.
+students), then, where the recipe says so, PPO fine-tunes of the CfC students (a study of their
+own), then the shipped students with their cards, then the summary.
 
 Every stage resumes job by job: a teacher continues from its newest checkpoint (or is skipped when
 its expert directory already holds the finished teacher), a study reuses every training and
@@ -23,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 from cfc_control.files import atomic_write_bytes, read_json
 from cfc_control.study import load_expert_results, load_results, run_study, write_report
 from cfc_control.study.backends import Backend, as_completed
+from cfc_control.study.jobs import StudyPlan
 from cfc_control.training.teachers import TeacherConfig, resolve, teacher_run_dir, train_teacher
 from cfc_control.zoo.plan import ZooPlan
 from cfc_control.zoo.recipes import FamilyRecipe
@@ -37,7 +39,8 @@ class ZooOutcome:
     teachers_trained: List[str] = field(default_factory=list)
     teachers_ready: List[str] = field(default_factory=list)
     studied: List[str] = field(default_factory=list)
-    students_trained: int = 0  # training runs of the studies (reused ones not counted)
+    fine_tuned: List[str] = field(default_factory=list)
+    students_trained: int = 0  # training runs of the studies and fine-tunes (reused ones not counted)
     shipped: List[str] = field(default_factory=list)
     waiting: Dict[str, str] = field(default_factory=dict)  # family -> why its students wait
     failures: Dict[str, str] = field(default_factory=dict)
@@ -111,25 +114,49 @@ def build_zoo(plan: ZooPlan, backend: Backend, *, reuse: bool = True,
     for family, recipe in plan.recipes.items():
         why = expert_ready(recipe)
         if why is not None:
-            if {"students", "ship"} & set(plan.stages):
+            if {"students", "fine-tune", "ship"} & set(plan.stages):
                 outcome.waiting[family] = why
                 log(f"{family}: students wait: {why}")
             continue
-        study = plan.study(recipe)
+        study, fine_tune = plan.study(recipe), plan.fine_tune_study(recipe)
         if "students" in plan.stages:
-            result = run_study(study, backend, reuse=reuse, log=log)
-            outcome.failures.update({f"{family} {k}": v for k, v in result.failures.items()})
-            outcome.students_trained += result.trained
-            trains, evals = load_results(study)
-            meta = {"command": "python -m cfc_control.zoo", "backend": backend.name, "wall_s": round(result.wall_s, 1)}
-            write_report(study, trains, evals, meta, load_expert_results(study))
+            _run_study(family, study, backend, outcome, reuse, log)
             outcome.studied.append(family)
+        if fine_tune is not None and "fine-tune" in plan.stages:
+            why = students_trained(fine_tune)
+            if why is None:
+                _run_study(family, fine_tune, backend, outcome, reuse, log)
+                outcome.fine_tuned.append(family)
+            else:
+                outcome.waiting[family] = why
+                log(f"{family}: fine-tune waits: {why}")
         if "ship" in plan.stages:
             shipped = ship_students(recipe, study, plan.policies, log=log, runs_root=plan.runs_root)
+            if fine_tune is not None:
+                shipped += ship_students(recipe, fine_tune, plan.policies, log=log, runs_root=plan.runs_root,
+                                         fine_tuned=True)
             outcome.shipped.extend(str(p) for p in shipped)
         write_summary(plan, plan.studies / "README.md")  # after each family: progress shows
     outcome.wall_s = time.time() - start
     return outcome
+
+
+def _run_study(family: str, study: StudyPlan, backend: Backend, outcome: ZooOutcome, reuse: bool,
+               log: Callable[[str], None]) -> None:
+    """Run one study of the family (its students, or their fine-tune) and write its report."""
+    result = run_study(study, backend, reuse=reuse, log=log)
+    prefix = family if study.start_from is None else f"{family} fine-tune"
+    outcome.failures.update({f"{prefix} {k}": v for k, v in result.failures.items()})
+    outcome.students_trained += result.trained
+    trains, evals = load_results(study)
+    meta = {"command": "python -m cfc_control.zoo", "backend": backend.name, "wall_s": round(result.wall_s, 1)}
+    write_report(study, trains, evals, meta, load_expert_results(study))
+
+
+def students_trained(fine_tune: StudyPlan) -> Optional[str]:
+    """None when every run a fine-tune starts from is a finished policy, else which are not."""
+    missing = [job.key for job in fine_tune.train_jobs() if not (Path(str(job.init_from)) / "config.json").is_file()]
+    return f"its students {', '.join(missing)} are not trained yet (stage 'students')" if missing else None
 
 
 def describe(plan: ZooPlan) -> List[str]:
@@ -143,4 +170,8 @@ def describe(plan: ZooPlan) -> List[str]:
         if {"students", "ship"} & set(plan.stages):
             lines.append(f"study {family}: {recipe.task}, {', '.join(plan.models)} x seeds "
                          f"{', '.join(map(str, plan.seeds))}; flags: {' '.join(recipe.train_args())}")
+        fine_tune = plan.fine_tune_study(recipe)
+        if fine_tune is not None and {"fine-tune", "ship"} & set(plan.stages):
+            lines.append(f"fine-tune {family}: PPO from the {', '.join(fine_tune.models)} students x seeds "
+                         f"{', '.join(map(str, plan.seeds))}; flags: {' '.join(recipe.fine_tune_args())}")
     return lines

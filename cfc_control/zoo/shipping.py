@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 from cfc_control.episodes.evaluation import EvalResult, card_entry
 from cfc_control.files import MANIFEST, atomic_directory, atomic_write_text, manifest_text
 from cfc_control.study import load_results
 from cfc_control.study.jobs import StudyPlan
-from cfc_control.zoo.recipes import CARD_TIMINGS, SHIPPED_MODELS, FamilyRecipe
+from cfc_control.zoo.recipes import CARD_TIMINGS, FINE_TUNED_MODELS, SHIPPED_MODELS, FamilyRecipe
 
 SELECTION_RULE = "the seed whose mean return under Jitter is the median of the study's seeds"
 
@@ -40,18 +40,20 @@ def card_evaluation(records: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, A
 
 
 def ship_students(recipe: FamilyRecipe, study: StudyPlan, policies: Path,
-                  log: Callable[[str], None] = print, runs_root: Path = Path("runs/zoo")) -> List[Path]:
-    """Write ``policies/<model>-dagger-<task>`` for each shipped model the study has finished
-    (every seed trained and evaluated under the card's timings); returns the directories written."""
+                  log: Callable[[str], None] = print, runs_root: Path = Path("runs/zoo"),
+                  fine_tuned: bool = False) -> List[Path]:
+    """Write ``policies/<model>-dagger-<task>`` (``fine_tuned``: ``<model>-dagger-ppo-<task>``
+    from the fine-tune's study) for each shipped model the study has finished (every seed trained
+    and evaluated under the card's timings); returns the directories written."""
     trains, evals = load_results(study)
     written = []
-    for model in (m for m in SHIPPED_MODELS if m in study.models):
+    for model in (m for m in (FINE_TUNED_MODELS if fine_tuned else SHIPPED_MODELS) if m in study.models):
         chosen = _choose(study, model, trains, evals)
         if isinstance(chosen, str):
-            log(f"  {recipe.family} {model}: not shipped yet: {chosen}")
+            log(f"  {recipe.family} {model}{' fine-tuned' if fine_tuned else ''}: not shipped yet: {chosen}")
             continue
         train, records, jitter = chosen
-        target = Path(policies) / recipe.shipped_name(model)
+        target = Path(policies) / recipe.shipped_name(model, fine_tuned)
         _write(target, Path(train["run_dir"]) / "policy", recipe, records, jitter, train["seed"], runs_root)
         written.append(target)
         ev = records["Jitter"]
@@ -81,8 +83,11 @@ def _choose(study: StudyPlan, model: str, trains: List[Dict[str, Any]], evals: L
 def _write(target: Path, source: Path, recipe: FamilyRecipe, records: Dict[str, Dict[str, Any]],
            jitter: Dict[int, float], seed: int, runs_root: Path) -> None:
     card = json.loads((source / "card.json").read_text())
-    # A run made before studies recorded relative paths: its command, from the repository's root.
-    card["command"] = str(card.get("command", "")).replace(str(runs_root.resolve()), str(runs_root))
+    # Paths from the repository's root, not this machine's: the command of a run made before studies
+    # recorded relative paths, and the student a fine-tune started from (a study passes it absolute).
+    for key in ("command", "init_from"):
+        if key in card:
+            card[key] = str(card[key]).replace(str(runs_root.resolve()), str(runs_root))
     card["evaluation"] = card_evaluation(records)
     card["teacher"] = recipe.expert
     card["selection"] = {"rule": SELECTION_RULE, "seed": seed,
@@ -94,8 +99,3 @@ def _write(target: Path, source: Path, recipe: FamilyRecipe, records: Dict[str, 
         atomic_write_text(tmp / "card.json", json.dumps(card, indent=2) + "\n")
         atomic_write_text(tmp / MANIFEST, manifest_text(tmp, ["config.json", "model.safetensors", "card.json"]))
 
-
-def shipped_card(policies: Path, recipe: FamilyRecipe, model: str) -> Optional[Dict[str, Any]]:
-    """The card of a shipped student, or None when it is not shipped."""
-    path = Path(policies) / recipe.shipped_name(model) / "card.json"
-    return json.loads(path.read_text()) if path.is_file() else None
