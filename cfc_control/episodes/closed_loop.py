@@ -107,7 +107,9 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
     totals = np.zeros(n)
     steps = np.zeros(n, dtype=np.int64)
     logs: List[Dict[str, list]] = [{k: [] for k in ("observations", "actions", "executed_actions", "dt", "rewards",
-                                                     "terminations", "truncations")} for _ in range(n)]
+                                                     "terminations", "truncations", "full_observations")}
+                                   for _ in range(n)]
+    has_full = all(callable(getattr(env.unwrapped, "_get_obs", None)) for env in envs)
     finals: List[Optional[np.ndarray]] = [None] * n
     hx = None
     device = None
@@ -126,6 +128,7 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
             label = None
             if expert is not None:
                 label = np.clip(np.asarray(expert.act(env), dtype=np.float64), low, high)
+            full_before = np.asarray(env.unwrapped._get_obs(), dtype=np.float64) if record and has_full else None
             use_expert = student is None or (beta > 0 and rng.random() < beta)
             action = label if use_expert else student[i]
             if noise > 0:
@@ -133,6 +136,8 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
             next_obs, reward, terminated, truncated, info = env.step(action.astype(np.float32))
             if record:
                 log = logs[i]
+                if has_full:  # the state the step was taken in (the env's stock observation)
+                    log["full_observations"].append(full_before)
                 log["observations"].append(obs[i].copy())
                 log["actions"].append(label)
                 log["executed_actions"].append(action)
@@ -155,6 +160,8 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
     if record:
         for i in range(n):
             ep = {k: np.asarray(v) for k, v in logs[i].items()}
+            if not has_full:
+                ep["full_observations"] = None
             ep["seed"] = seeds[i]
             ep["final_observation"] = finals[i]
             episodes.append(ep)

@@ -18,6 +18,9 @@ plain numeric or fixed-width unicode array) holding flat per-step arrays and epi
                                           offsets[E] = N, every episode non-empty
     episode_seeds     int64   (E,)        the reset seed of each episode
     final_observations float32 (E, n_obs) the observation after each episode's last step
+    full_observations float32 (N, n_full) optional: the stock observation at step i, all of it (what a
+                                          full-state expert sees), recorded where the env has one;
+                                          the target of the students' auxiliary state estimate
     metadata          str (0-d)           JSON: {"format": "cfc-control-demos", "version": 1, "task",
                                           "n_obs", "n_act", "nominal_dt", "expert", "noise", ...}
 
@@ -31,7 +34,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -54,6 +57,8 @@ _ARRAYS: Dict[str, Tuple[Any, str]] = {
     "episode_seeds": (np.int64, "episode"),
     "final_observations": (np.float32, "episode"),
 }
+# Per-step arrays a file may lack (older files, envs without a stock observation): None when absent.
+_OPTIONAL: Dict[str, Any] = {"full_observations": np.float32}
 
 
 @dataclass
@@ -72,10 +77,14 @@ class Demonstrations:
     episode_seeds: np.ndarray
     final_observations: np.ndarray
     metadata: Dict[str, Any] = field(default_factory=dict)
+    full_observations: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         for name, (dtype, _) in _ARRAYS.items():
             setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        for name, dtype in _OPTIONAL.items():
+            if getattr(self, name) is not None:
+                setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
         _validate(self, "Demonstrations")
 
     # -- sizes ---------------------------------------------------------------------------------
@@ -112,6 +121,7 @@ class Demonstrations:
             raise ValueError("cannot build demonstrations from zero episodes")
         lengths = [len(ep["observations"]) for ep in episodes]
         step_keys = [k for k, (_, kind) in _ARRAYS.items() if kind == "step"]
+        step_keys += [k for k in _OPTIONAL if all(ep.get(k) is not None for ep in episodes)]
         arrays = {k: np.concatenate([np.asarray(ep[k]) for ep in episodes]) for k in step_keys}
         return cls(
             **arrays,
@@ -128,6 +138,7 @@ class Demonstrations:
             raise ValueError(f"episode indices must be non-empty and in [0, {self.n_episodes}), got {idx.tolist()}")
         rows = np.concatenate([np.arange(self.episode_offsets[e], self.episode_offsets[e + 1]) for e in idx])
         step = {k: getattr(self, k)[rows] for k, (_, kind) in _ARRAYS.items() if kind == "step"}
+        step.update({k: getattr(self, k)[rows] for k in _OPTIONAL if getattr(self, k) is not None})
         return Demonstrations(
             **step,
             episode_offsets=np.concatenate([[0], np.cumsum(self.episode_lengths[idx])]),
@@ -146,6 +157,10 @@ class Demonstrations:
             )
         step = {k: np.concatenate([getattr(self, k), getattr(other, k)])
                 for k, (_, kind) in _ARRAYS.items() if kind == "step"}
+        for k in _OPTIONAL:  # kept where both sets have it with the same width
+            mine, theirs = getattr(self, k), getattr(other, k)
+            if mine is not None and theirs is not None and mine.shape[1:] == theirs.shape[1:]:
+                step[k] = np.concatenate([mine, theirs])
         meta = dict(self.metadata)
         meta["sources"] = _sources(self.metadata) + _sources(other.metadata)
         return Demonstrations(
@@ -186,6 +201,7 @@ def save_demos(demos: Demonstrations, path: PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "version": VERSION, **demos.metadata, "n_obs": demos.n_obs, "n_act": demos.n_act}
     arrays = {name: getattr(demos, name) for name in _ARRAYS}
+    arrays.update({name: getattr(demos, name) for name in _OPTIONAL if getattr(demos, name) is not None})
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, metadata=np.asarray(json.dumps(meta)), **arrays)
@@ -207,6 +223,7 @@ def load_demos(path: PathLike) -> Demonstrations:
             if missing:
                 raise ValueError(f"{src}: missing entries {missing} (found {sorted(names)})")
             raw = {name: npz[name] for name in _ARRAYS}
+            raw.update({name: npz[name] for name in _OPTIONAL if name in names})
             meta_arr = npz["metadata"]
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{src}: not a readable .npz demonstration file ({err})") from err
@@ -225,7 +242,7 @@ def load_demos(path: PathLike) -> Demonstrations:
         raise ValueError(f"{src}: metadata 'format' is not {FORMAT!r}; not a cfc-control demonstration file")
     if meta.get("version") != VERSION:
         raise ValueError(f"{src}: demonstration format version {meta.get('version')!r} is not supported (expected {VERSION})")
-    for name, (dtype, _) in _ARRAYS.items():
+    for name, dtype in [*((n, d) for n, (d, _) in _ARRAYS.items()), *((n, d) for n, d in _OPTIONAL.items() if n in raw)]:
         arr = raw[name]
         want = np.dtype(dtype)
         ok = arr.dtype == want or (want.kind == "f" and arr.dtype.kind == "f") or (
@@ -261,9 +278,13 @@ def _validate(d: Demonstrations, where: str) -> None:
         if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape)):
             want = tuple("n_act" if s is None else s for s in shape)
             raise ValueError(f"{where}: '{name}' must have shape {want}, got {arr.shape}")
+    full = d.full_observations
+    if full is not None and (full.ndim != 2 or full.shape[0] != n):
+        raise ValueError(f"{where}: 'full_observations' must have shape ({n}, n_full), got {full.shape}")
     if d.actions.shape != d.executed_actions.shape:
         raise ValueError(f"{where}: 'executed_actions' {d.executed_actions.shape} and 'actions' {d.actions.shape} differ")
-    for name in ("observations", "actions", "executed_actions", "dt", "rewards", "final_observations"):
+    for name in ("observations", "actions", "executed_actions", "dt", "rewards", "final_observations",
+                 *(k for k in _OPTIONAL if getattr(d, k) is not None)):
         arr = getattr(d, name)
         if not np.all(np.isfinite(arr)):
             bad = np.argwhere(~np.isfinite(arr))[0].tolist()

@@ -39,6 +39,7 @@ half of a backbone becomes one matmul for the sequence) and ``output_map`` (the 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -140,6 +141,33 @@ class RecurrentModel(nn.Module):
         episode_starts: Optional[Tensor] = None,
     ) -> Tuple[Tensor, State]:
         """Run a sequence. See the module docstring for shapes."""
+        with self.sequence_context():
+            return self._run(x, hx, timespans, episode_starts, self.output_map)
+
+    def forward_features(
+        self,
+        x: Tensor,
+        hx: Optional[State] = None,
+        timespans: TimeLike = None,
+        episode_starts: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, State]:
+        """:meth:`forward` without ``output_map``: the features (B, T, O') the output is projected
+        from (an auxiliary loss in training reads them; O' = :meth:`feature_size`)."""
+        with self.sequence_context():
+            return self._run(x, hx, timespans, episode_starts, None)
+
+    def feature_size(self) -> int:
+        """O', the width of :meth:`forward_features`' output."""
+        with torch.no_grad():
+            probe = self._param_like().new_zeros(1, 1, self.input_size)
+            return int(self.forward_features(probe if self.batch_first else probe.transpose(0, 1))[0].shape[-1])
+
+    def sequence_context(self):
+        """A context around a whole sequence's run (a wired model masks its weights once there)."""
+        return contextlib.nullcontext()
+
+    def _run(self, x: Tensor, hx: Optional[State], timespans: TimeLike, episode_starts: Optional[Tensor],
+             output_map) -> Tuple[Tensor, State]:
         if x.dim() not in (2, 3):
             raise ValueError(
                 f"{type(self).__name__}: input must be (B, T, C), (T, B, C) or unbatched (T, C), "
@@ -177,10 +205,12 @@ class RecurrentModel(nn.Module):
         initial = self.initial_state(batch, x.device, x.dtype)
         state = initial if hx is None else self._check_state(hx, batch)
         if steps == 0:  # nothing happens: no output steps, the state passes through
+            if output_map is None:
+                raise ValueError(f"{type(self).__name__}: features of an empty sequence")
             y = x.new_zeros(batch, 0, self.output_size)
         else:
             y_seq, state = self.run_sequence(self.input_map(x), state, ts, starts, initial)
-            y = self.output_map(y_seq)
+            y = output_map(y_seq) if output_map is not None else y_seq
         if unbatched:
             y = y.squeeze(0)
             state = map_state(state, lambda s: s.squeeze(0))

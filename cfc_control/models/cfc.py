@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, State, TimeLike
+from cfc_control.models.base import RecurrentModel, State
 from cfc_control.models.cfc_cell import ACTIVATIONS, CfCCell, check_mode
 from cfc_control.models.cfc_fused import fused_supported, run_fused
 from cfc_control.models.lowering import StepDescription, add_mixed_memory, add_projection, as_array
@@ -191,18 +191,9 @@ class CfC(RecurrentModel):
     def output_map(self, y: Tensor) -> Tensor:
         return self.fc(y) if self.fc is not None else y
 
-    def forward(
-        self,
-        x: Tensor,
-        hx: Optional[State] = None,
-        timespans: TimeLike = None,
-        episode_starts: Optional[Tensor] = None,
-    ) -> Tuple[Tensor, State]:
-        """Run a sequence (see :mod:`cfc_control.models.base` for shapes)."""
-        if self.wiring is None:
-            return super().forward(x, hx, timespans, episode_starts)
-        with self.rnn_cell.cached_weights():  # mask the wired weights once per sequence
-            return super().forward(x, hx, timespans, episode_starts)
+    def sequence_context(self):
+        """A wired CfC masks its weights once per sequence."""
+        return self.rnn_cell.cached_weights() if self.wiring is not None else super().sequence_context()
 
     @torch.no_grad()
     def step_description(self) -> StepDescription:

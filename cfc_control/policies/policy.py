@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, States, map_state
+from cfc_control.models.base import RecurrentModel, States, as_states, from_states, map_state
 from cfc_control.policies.normalization import ObsNormalizer
 from cfc_control.policies.periods import TrainedPeriods, task_periods
 from cfc_control.policies.time_input import TimeInput
@@ -148,6 +148,16 @@ class RecurrentPolicy(nn.Module):
         bool, ``hx`` the state tuple (None: the initial state). Returns the normalised action
         (B, T, n_act), unclipped (for losses), and the state tuple."""
         return self.model.run_states(self.normalize_obs(obs), hx, self.model_time(dt), episode_starts)
+
+    def features(
+        self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_starts: Optional[Tensor] = None
+    ) -> Tuple[Tensor, States]:
+        """:meth:`forward` up to the model's features (B, T, F) before its output map
+        (``self.model.output_map(features)`` is the forward's output); training's auxiliary losses
+        read them."""
+        features, state = self.model.forward_features(self.normalize_obs(obs), None if hx is None else from_states(hx),
+                                                      self.model_time(dt), episode_starts)
+        return features, as_states(state)
 
     def step(
         self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_start: Optional[Tensor] = None

@@ -18,6 +18,13 @@ the loss is the masked mean squared error per action channel divided by that cha
 in the training data (the fraction of variance unexplained, so channels weigh alike and 1.0 means
 "no better than the mean"). The observation normaliser is fitted on the training episodes and
 stored with the policy.
+
+**Auxiliary state estimate** (``aux_state_coef`` > 0): a linear head reads the model's features
+(before its output projection) and predicts the full stock observation of each step (velocities
+included, recorded with the demonstrations); ``aux_state_coef`` times its standardised mean
+squared error is added to the loss. A positions-only student has to infer velocities from its
+history; the head asks its recurrent state to hold them. The head exists in training only (saved
+in checkpoints): the policy, its exports and runtime are unchanged.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class BCConfig:
     grad_clip: float = 1.0      # max global gradient norm
     val_fraction: float = 0.2   # share of episodes held out for validation (at least one)
     obs_clip: float = 10.0      # clip of the normalised observations
+    aux_state_coef: float = 0.0  # weight of the auxiliary state estimate (module docstring); 0: none
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +69,8 @@ class BCConfig:
             raise ValueError(f"BCConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
         if not self.lr > 0:
             raise ValueError(f"BCConfig.lr must be positive, got {self.lr}")
+        if not self.aux_state_coef >= 0:
+            raise ValueError(f"BCConfig.aux_state_coef must be >= 0, got {self.aux_state_coef}")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -69,7 +79,8 @@ class BCConfig:
 @dataclass
 class Batch:
     """Padded windows: obs (B, L, n_obs), dt (B, L) s, starts (B, L) bool, target (B, L, n_act),
-    mask (B, L) float; the first ``burn_in`` steps are warm-up only."""
+    mask (B, L) float, full (B, L, n_full) the full observations (None without); the first
+    ``burn_in`` steps are warm-up only."""
 
     obs: Tensor
     dt: Tensor
@@ -77,6 +88,7 @@ class Batch:
     target: Tensor
     mask: Tensor
     burn_in: int
+    full: Optional[Tensor] = None
 
 
 class SequenceData:
@@ -95,6 +107,8 @@ class SequenceData:
         self.target = torch.as_tensor(target, dtype=torch.float32)
         self.offsets = demos.episode_offsets
         self.nominal = float(policy.time_input.nominal_dt)
+        full = demos.full_observations
+        self.full = torch.as_tensor(full, dtype=torch.float32) if full is not None else None
 
     def epoch_windows(self, window: int, rng: np.random.Generator) -> np.ndarray:
         """(W, 2) rows of (window start row, episode) tiling every episode from a random offset,
@@ -121,7 +135,8 @@ class SequenceData:
         dt = torch.where(valid_t, self.dt[gather], torch.full_like(self.dt[gather], self.nominal))
         mask = valid_t.float()
         mask[:, :burn_in] = 0.0
-        return Batch(self.obs[gather], dt, torch.as_tensor(idx == first[:, None]), self.target[gather], mask, burn_in)
+        return Batch(self.obs[gather], dt, torch.as_tensor(idx == first[:, None]), self.target[gather], mask, burn_in,
+                     self.full[gather] if self.full is not None else None)
 
     def episodes_batch(self) -> Batch:
         """Every episode whole, from its first step, right-padded to the longest (validation)."""
@@ -136,14 +151,15 @@ def masked_nmse(y: Tensor, target: Tensor, mask: Tensor, inv_var: Tensor) -> Ten
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def forward_batch(policy: RecurrentPolicy, b: Batch) -> Tensor:
-    """Normalised actions (B, L - burn_in, n_act) for a batch, burn-in run without gradient."""
+def forward_batch(policy: RecurrentPolicy, b: Batch) -> Tuple[Tensor, Tensor]:
+    """Normalised actions (B, L - burn_in, n_act) for a batch and the model's features they are
+    projected from (B, L - burn_in, F), the burn-in run without gradient."""
     hx = None
     if b.burn_in > 0:
         with torch.no_grad():
             _, hx = policy(b.obs[:, :b.burn_in], b.dt[:, :b.burn_in], None, b.starts[:, :b.burn_in])
-    y, _ = policy(b.obs[:, b.burn_in:], b.dt[:, b.burn_in:], hx, b.starts[:, b.burn_in:])
-    return y
+    features, _ = policy.features(b.obs[:, b.burn_in:], b.dt[:, b.burn_in:], hx, b.starts[:, b.burn_in:])
+    return policy.model.output_map(features), features
 
 
 class BCTrainer:
@@ -152,20 +168,32 @@ class BCTrainer:
     The observation normaliser is fitted on ``train`` and set on the policy unless
     ``fit_normalizer=False`` (DAgger keeps the first one). Call :meth:`train_epoch` /
     :meth:`validate`, or :meth:`fit` for the whole schedule; :meth:`state_dict` /
-    :meth:`load_state_dict` carry everything a resumed run needs besides the policy weights.
+    :meth:`load_state_dict` carry everything a resumed run needs besides the policy weights and
+    :attr:`state_head` (:meth:`head_tensors`). ``state_head``: the auxiliary state estimate's head
+    to continue (DAgger hands it from round to round), None: a fresh one when the config asks.
     """
 
     def __init__(self, policy: RecurrentPolicy, train: Demonstrations, val: Optional[Demonstrations],
-                 config: BCConfig, fit_normalizer: bool = True) -> None:
+                 config: BCConfig, fit_normalizer: bool = True, state_head: Optional[torch.nn.Linear] = None) -> None:
         self.policy = policy
         self.config = config
+        if config.aux_state_coef > 0 and train.full_observations is None:
+            raise ValueError("the auxiliary state estimate needs demonstrations with full observations "
+                             "(collected by this version from a MuJoCo env); these have none")
         if fit_normalizer:
             policy.set_normalizer(ObsNormalizer.fit(train.observations, clip=config.obs_clip))
         self.train_data = SequenceData(train, policy)
         self.val_data = SequenceData(val, policy) if val is not None else None
         var = self.train_data.target.var(0, unbiased=False)
         self.inv_var = 1.0 / var.clamp_min(1e-4)
-        self.optimizer = torch.optim.Adam(policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.state_head: Optional[torch.nn.Linear] = None
+        params = list(policy.model.parameters())
+        if config.aux_state_coef > 0:
+            full = self.train_data.full
+            self.full_mean, self.full_inv_var = full.mean(0), 1.0 / full.var(0, unbiased=False).clamp_min(1e-4)
+            self.state_head = state_head or torch.nn.Linear(policy.model.feature_size(), full.shape[1])
+            params += list(self.state_head.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.rng = np.random.default_rng([config.seed, 0xBC])
         self.epoch = 0
         self.updates = 0
@@ -187,12 +215,14 @@ class BCTrainer:
             b = self.train_data.batch(starts[i:i + c.batch_size], c.window, c.burn_in)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.updates)
-            y = forward_batch(self.policy, b)
+            y, features = forward_batch(self.policy, b)
             loss = masked_nmse(y, b.target[:, b.burn_in:], b.mask[:, b.burn_in:], self.inv_var)
+            if self.state_head is not None:
+                loss = loss + c.aux_state_coef * self.state_loss(features, b.full[:, b.burn_in:], b.mask[:, b.burn_in:])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if c.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.policy.model.parameters(), c.grad_clip)
+                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], c.grad_clip)
             self.optimizer.step()
             self.updates += 1
             total += loss.item() * len(b.obs)
@@ -200,15 +230,31 @@ class BCTrainer:
         self.epoch += 1
         return total / max(count, 1)
 
+    def state_loss(self, features: Tensor, full: Tensor, mask: Tensor) -> Tensor:
+        """The state head's error on (B, L, F) features against the full observations (B, L,
+        n_full): the masked mean of the per-channel squared error over the channel's variance."""
+        assert self.state_head is not None
+        return masked_nmse(self.state_head(features), (full - self.full_mean), mask, self.full_inv_var)
+
     @torch.no_grad()
     def validate(self) -> float:
         """Loss over the held-out episodes, each run whole from the initial state (NaN without)."""
+        return self.validation()["val_loss"]
+
+    @torch.no_grad()
+    def validation(self) -> Dict[str, float]:
+        """``val_loss`` (the action loss, as :meth:`validate`) and, with the auxiliary state
+        estimate, ``val_state_loss`` (its error: the share of each channel's variance the head
+        leaves unexplained, averaged) over the held-out episodes run whole."""
         if self.val_data is None:
-            return float("nan")
+            return {"val_loss": float("nan")}
         self.policy.eval()
         b = self.val_data.episodes_batch()
-        y, _ = self.policy(b.obs, b.dt, None, b.starts)
-        return float(masked_nmse(y, b.target, b.mask, self.inv_var))
+        features, _ = self.policy.features(b.obs, b.dt, None, b.starts)
+        out = {"val_loss": float(masked_nmse(self.policy.model.output_map(features), b.target, b.mask, self.inv_var))}
+        if self.state_head is not None and b.full is not None:
+            out["val_state_loss"] = float(self.state_loss(features, b.full, b.mask))
+        return out
 
     def fit(self, on_epoch: Optional[Callable[[Dict[str, float]], None]] = None) -> Dict[str, float]:
         """Train until ``config.epochs``; ``on_epoch`` gets each epoch's metrics. Returns the last."""
@@ -217,7 +263,7 @@ class BCTrainer:
             start = time.time()
             train_loss = self.train_epoch()
             metrics = {"epoch": self.epoch, "updates": self.updates, "train_loss": train_loss,
-                       "val_loss": self.validate(), "lr": self.lr_at(self.updates), "epoch_time_s": time.time() - start}
+                       **self.validation(), "lr": self.lr_at(self.updates), "epoch_time_s": time.time() - start}
             if on_epoch is not None:
                 on_epoch(metrics)
         return metrics
@@ -227,11 +273,32 @@ class BCTrainer:
         """(JSON-able progress, optimiser state_dict) for a checkpoint."""
         return {"epoch": self.epoch, "updates": self.updates, "rng": self.rng.bit_generator.state}, self.optimizer.state_dict()
 
-    def load_state_dict(self, progress: Dict[str, Any], optimizer_state: Dict[str, Any]) -> None:
+    def load_state_dict(self, progress: Dict[str, Any], optimizer_state: Dict[str, Any],
+                        head_tensors: Optional[Dict[str, Tensor]] = None) -> None:
+        """Continue from :meth:`state_dict` and :meth:`head_tensors` (needed with the state head)."""
         self.epoch = int(progress["epoch"])
         self.updates = int(progress["updates"])
         self.rng.bit_generator.state = progress["rng"]
+        if self.state_head is not None:
+            self.load_head(head_tensors or {})
         self.optimizer.load_state_dict(optimizer_state)
+
+    def head_tensors(self) -> Dict[str, Tensor]:
+        """The state head's weights for a checkpoint (empty without one)."""
+        if self.state_head is None:
+            return {}
+        return {f"{HEAD_PREFIX}{k}": v for k, v in self.state_head.state_dict().items()}
+
+    def load_head(self, tensors: Dict[str, Tensor]) -> None:
+        """Set the state head from :meth:`head_tensors`' output. Raises ValueError when absent."""
+        assert self.state_head is not None
+        weights = {k[len(HEAD_PREFIX):]: v for k, v in tensors.items() if k.startswith(HEAD_PREFIX)}
+        if not weights:
+            raise ValueError("the checkpoint holds no state head, but the run trains one (aux_state_coef > 0)")
+        self.state_head.load_state_dict(weights)
+
+
+HEAD_PREFIX = "state_head."
 
 
 def behaviour_clone(policy: RecurrentPolicy, demos: Demonstrations, config: Optional[BCConfig] = None,

@@ -133,7 +133,8 @@ class DAgger:
         self.iteration = i
         if not self.config.warm_start and self.reinit is not None:
             self.reinit()
-        self.trainer = BCTrainer(self.policy, self.data, self.val_demos, self.round_config(i), fit_normalizer=False)
+        self.trainer = BCTrainer(self.policy, self.data, self.val_demos, self.round_config(i), fit_normalizer=False,
+                                 state_head=self.trainer.state_head)
         info = {"iteration": i, "beta": beta, "rollout_return": float(result.returns.mean()),
                 "rollout_length": float(result.lengths.mean()), "data_episodes": self.data.n_episodes,
                 "data_steps": self.data.n_steps}
@@ -161,12 +162,14 @@ class DAgger:
         trainer_progress, _ = self.trainer.state_dict()
         return {"iteration": self.iteration, "history": self.history, "trainer": trainer_progress}
 
-    def restore(self, progress: Dict[str, Any], data: Demonstrations, optimizer_state: Dict[str, Any]) -> None:
-        """Continue from :meth:`progress`, the saved aggregate and the optimiser state (load the
-        policy's weights and normaliser separately)."""
+    def restore(self, progress: Dict[str, Any], data: Demonstrations, optimizer_state: Dict[str, Any],
+                head_tensors: Optional[Dict[str, Any]] = None) -> None:
+        """Continue from :meth:`progress`, the saved aggregate, the optimiser state and the state
+        head's weights (``BCTrainer.head_tensors``; load the policy's weights and normaliser
+        separately)."""
         self.iteration = int(progress["iteration"])
         self.history = list(progress["history"])
         self.data = data
         self.trainer = BCTrainer(self.policy, self.data, self.val_demos, self.round_config(self.iteration),
                                  fit_normalizer=False)
-        self.trainer.load_state_dict(progress["trainer"], optimizer_state)
+        self.trainer.load_state_dict(progress["trainer"], optimizer_state, head_tensors)

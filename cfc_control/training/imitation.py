@@ -71,7 +71,8 @@ def run_bc(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     policy = _start_policy(ctx)
     trainer = BCTrainer(policy, train, val, cfg)
     if ctx.checkpoint is not None:
-        trainer.load_state_dict(ctx.checkpoint.progress["trainer"], ctx.checkpoint.optimizer_state)
+        trainer.load_state_dict(ctx.checkpoint.progress["trainer"], ctx.checkpoint.optimizer_state,
+                                ctx.checkpoint.tensors)
     ctx.progress(cfg.epochs, initial=trainer.epoch)
     last: Dict[str, float] = {}
 
@@ -80,7 +81,7 @@ def run_bc(config: RunConfig, ctx: RunContext) -> TrainOutcome:
         ctx.log(trainer.epoch, metrics)
         if trainer.epoch % config.checkpoint_every == 0 or trainer.epoch == cfg.epochs:
             progress, optim = trainer.state_dict()
-            ctx.save_checkpoint(trainer.epoch, policy, optim, {"trainer": progress})
+            ctx.save_checkpoint(trainer.epoch, policy, optim, {"trainer": progress}, tensors=trainer.head_tensors())
 
     trainer.fit(on_epoch)
     if not last:  # resumed after the last epoch: report the held-out loss of the final weights
@@ -112,7 +113,7 @@ def run_dagger(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     epoch = 0
     if ctx.checkpoint is not None:
         ck = ctx.checkpoint
-        dagger.restore(ck.progress["dagger"], ck.data, ck.optimizer_state)
+        dagger.restore(ck.progress["dagger"], ck.data, ck.optimizer_state, ck.tensors)
         epoch = int(ck.progress["global_epoch"])
     total = bc.epochs + cfg.iterations * cfg.epochs_per_iteration
     ctx.progress(total, initial=epoch)
@@ -121,7 +122,7 @@ def run_dagger(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     def checkpoint() -> None:
         _, optim = dagger.trainer.state_dict()
         ctx.save_checkpoint(epoch, policy, optim, {"dagger": dagger.progress(), "global_epoch": epoch},
-                            data=dagger.data)
+                            data=dagger.data, tensors=dagger.trainer.head_tensors())
 
     def on_epoch(metrics: Dict[str, float]) -> None:
         nonlocal epoch

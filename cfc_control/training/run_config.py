@@ -56,6 +56,9 @@ class ImitationConfig:
     batch_size: int = setting(_BC.batch_size, "windows per update")
     lr: float = setting(_BC.lr, "Adam learning rate (cosine-decayed)")
     val_fraction: float = setting(_BC.val_fraction, "share of the episodes held out for validation")
+    aux_state: float = setting(_BC.aux_state_coef, "weight of the auxiliary state estimate: a head on the "
+                                                   "student's features predicts the full observation (training "
+                                                   "only; 0: none)")
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -66,7 +69,7 @@ class ImitationConfig:
 
     def bc_config(self, seed: int) -> BCConfig:
         return BCConfig(window=self.window, burn_in=self.burn_in, batch_size=self.batch_size, epochs=self.epochs,
-                        lr=self.lr, val_fraction=self.val_fraction, seed=seed)
+                        lr=self.lr, val_fraction=self.val_fraction, aux_state_coef=self.aux_state, seed=seed)
 
 
 @dataclass(frozen=True)
