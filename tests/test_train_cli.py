@@ -84,9 +84,11 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch, caps
     assert "--resume" in card["resumed_with"] and "--resume" not in card["command"]
 
 
-def test_dagger_run_and_resume_mid_round(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["--aux-state", "1"]], ids=["plain", "with-state-head"])
+def test_dagger_run_and_resume_mid_round(tmp_path, monkeypatch, extra):
     args = TINY + ["--algo", "dagger", "--epochs", "2", "--iterations", "2", "--dagger-episodes", "2",
-                   "--dagger-epochs", "2", "--beta", "constant:0", "--eval-episodes", "0", "--checkpoint-every", "1"]
+                   "--dagger-epochs", "2", "--beta", "constant:0", "--eval-episodes", "0", "--checkpoint-every", "1",
+                   *extra]
     straight = tmp_path / "straight"
     assert train.main(args + ["--out", str(straight)]) == 0
     card = read_card(straight / "policy")
