@@ -2,6 +2,9 @@
 observation the expert saw, a training-only head on the student's features learns to predict it,
 and the policy that ships is the same kind of policy as without it."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +102,23 @@ def test_a_bc_run_with_the_head_writes_an_ordinary_policy(tmp_path):
     assert policy.n_obs == 2 and policy.model.output_size == 1
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "val_state_loss" in header
+
+
+def _state_probe():
+    spec = importlib.util.spec_from_file_location("state_probe", Path(__file__).parents[1] / "tools" / "state_probe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_state_probe_scores_what_is_linear_in_the_state_and_what_is_not():
+    probe = _state_probe()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 5))
+    y = np.c_[x @ np.array([1.0, -2.0, 0.0, 0.5, 3.0]) + 0.7, rng.standard_normal(400)]
+    r2 = probe.probe_r2(x, y)
+    assert r2[0] > 0.999 and r2[1] < 0.05
+    states, velocities, observations = probe.record("policies/cfc-invertedpendulum-pos-irregular", TASK, "Jitter", 1)
+    # the pendulum balances the whole episode (8 s of periods drawn under Jitter)
+    assert len(states) == len(velocities) == len(observations) > 900
+    assert velocities.shape[1] == 2 and observations.shape[1] == 2
