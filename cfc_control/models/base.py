@@ -151,10 +151,15 @@ class RecurrentModel(nn.Module):
         timespans: TimeLike = None,
         episode_starts: Optional[Tensor] = None,
     ) -> Tuple[Tensor, State]:
-        """:meth:`forward` without ``output_map``: the features (B, T, O') the output is projected
-        from (an auxiliary loss in training reads them; O' = :meth:`feature_size`)."""
+        """:meth:`forward` up to the features (B, T, O') its output is made from
+        (:meth:`output_from_features`): what the model holds each step, before ``output_map``. An
+        auxiliary loss in training reads them; O' = :meth:`feature_size`."""
         with self.sequence_context():
             return self._run(x, hx, timespans, episode_starts, None)
+
+    def output_from_features(self, features: Tensor) -> Tensor:
+        """The output :meth:`forward` gives, from :meth:`forward_features`' features."""
+        return self.output_map(features)
 
     def feature_size(self) -> int:
         """O', the width of :meth:`forward_features`' output."""

@@ -105,6 +105,7 @@ class CfC(RecurrentModel):
         self.output_size = proj_size if proj_size is not None else cell_output
         # The hand-written training backward (cfc_fused); False forces plain autograd.
         self.fused_backward = True
+        self._state_as_features = False  # a wired CfC's steps give every neuron (forward_features)
         self._lstm_width = 4 * self.state_size if mixed_memory else 0
         self._kwargs: Dict[str, Any] = {
             "proj_size": proj_size,
@@ -166,9 +167,29 @@ class CfC(RecurrentModel):
 
     def _cfc_step(self, u: Tensor, h: Tensor, dt: Tensor) -> Tuple[Tensor, Tensor]:
         if self.wiring is not None:
-            return self.rnn_cell(u, h, dt)
+            y, h = self.rnn_cell(u, h, dt)
+            return (h if self._state_as_features else y), h
         h = self.rnn_cell(u, h, dt)
         return h, h
+
+    def forward_features(self, x: Tensor, hx: Optional[State] = None, timespans: Any = None,
+                         episode_starts: Optional[Tensor] = None) -> Tuple[Tensor, State]:
+        """The unwired CfC's features are its state; a wired CfC's output is its motor neurons
+        alone, so its features are every neuron's state (B, T, N), from which
+        :meth:`output_from_features` picks the motor neurons."""
+        if self.wiring is None:
+            return super().forward_features(x, hx, timespans, episode_starts)
+        self._state_as_features = True
+        try:
+            return super().forward_features(x, hx, timespans, episode_starts)
+        finally:
+            self._state_as_features = False
+
+    def output_from_features(self, features: Tensor) -> Tensor:
+        if self.wiring is None:
+            return self.output_map(features)
+        start = sum(self.rnn_cell.layer_sizes[:-1])  # the motor neurons lead the last layer
+        return self.output_map(features[..., start:start + self.rnn_cell.output_size])
 
     def run_sequence(
         self, u: Tensor, state: State, ts: Tensor, starts: Optional[Tensor], initial: State

@@ -152,9 +152,8 @@ class RecurrentPolicy(nn.Module):
     def features(
         self, obs: Tensor, dt: Tensor, hx: Optional[States] = None, episode_starts: Optional[Tensor] = None
     ) -> Tuple[Tensor, States]:
-        """:meth:`forward` up to the model's features (B, T, F) before its output map
-        (``self.model.output_map(features)`` is the forward's output); training's auxiliary losses
-        read them."""
+        """:meth:`forward` up to the model's features (B, T, F) (``self.model.output_from_features
+        (features)`` is the forward's output); training's auxiliary losses read them."""
         features, state = self.model.forward_features(self.normalize_obs(obs), None if hx is None else from_states(hx),
                                                       self.model_time(dt), episode_starts)
         return features, as_states(state)

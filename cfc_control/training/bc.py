@@ -159,7 +159,7 @@ def forward_batch(policy: RecurrentPolicy, b: Batch) -> Tuple[Tensor, Tensor]:
         with torch.no_grad():
             _, hx = policy(b.obs[:, :b.burn_in], b.dt[:, :b.burn_in], None, b.starts[:, :b.burn_in])
     features, _ = policy.features(b.obs[:, b.burn_in:], b.dt[:, b.burn_in:], hx, b.starts[:, b.burn_in:])
-    return policy.model.output_map(features), features
+    return policy.model.output_from_features(features), features
 
 
 class BCTrainer:
@@ -251,7 +251,8 @@ class BCTrainer:
         self.policy.eval()
         b = self.val_data.episodes_batch()
         features, _ = self.policy.features(b.obs, b.dt, None, b.starts)
-        out = {"val_loss": float(masked_nmse(self.policy.model.output_map(features), b.target, b.mask, self.inv_var))}
+        out = {"val_loss": float(masked_nmse(self.policy.model.output_from_features(features), b.target, b.mask,
+                                             self.inv_var))}
         if self.state_head is not None and b.full is not None:
             out["val_state_loss"] = float(self.state_loss(features, b.full, b.mask))
         return out
