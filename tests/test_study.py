@@ -158,6 +158,15 @@ def test_a_run_directory_with_other_flags_is_not_reused(inline_study):
     assert "epochs: 1 (run) vs 3 (study)" in reusable(changed, run_dir.parent / "other")
 
 
+def test_results_of_a_recipe_since_changed_do_not_count(inline_study):
+    plan, _ = inline_study
+    trains, evals = load_results(plan)
+    assert len(trains) == 2 and evals
+    changed = make_plan(TASK, models=plan.models, seeds=plan.seeds, timings=("0.5x", "Jitter"), episodes=2,
+                        out=plan.out, runs_root=plan.runs_root, train_args=(*TINY, "--lr", "0.001"), expert=None)
+    assert load_results(changed) == ([], [])  # the stored records are the old flags' runs
+
+
 # -- report ----------------------------------------------------------------------------------------
 def _fake_evals(plan, skip=()):
     out = []

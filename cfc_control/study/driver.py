@@ -129,12 +129,14 @@ def run_study(plan: StudyPlan, backend: Backend, *, reuse: bool = True,
 
 
 def load_results(plan: StudyPlan) -> tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """(training records, evaluation records) stored for the plan's jobs, in plan order; an
-    evaluation counts only if it matches its job and the policy its training record names."""
+    """(training records, evaluation records) stored for the plan's jobs, in plan order; a
+    training counts only if it was run with the plan's flags (its run directory's name, which
+    carries their hash: a record left by a recipe since changed does not), an evaluation only if it
+    matches its job and the policy its training record names."""
     trains, evals = [], []
     for job in plan.train_jobs():
         record = read_record(plan.result_path(job))
-        if record is None:
+        if record is None or Path(str(record.get("run_dir"))).name != job.run_dir(plan.runs_root).name:
             continue
         trains.append(record)
         for ev in plan.eval_jobs(job):
