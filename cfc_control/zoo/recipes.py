@@ -123,10 +123,11 @@ RECIPES: Dict[str, FamilyRecipe] = {
     # The walkers' students fall short of their anchors under Irregular timing or at 0.5x: PPO with
     # the teacher in its loss continues each CfC student (Hopper: coefficient 50 > 20, Walker2d:
     # 20 > 5 > 1; studies/hopper-students.md, studies/ppo-fine-tune-walker2d.md).
-    # Hopper's students also learn to estimate the full observation (--aux-state 1): without it their
-    # state held the velocities they must infer poorly (a linear probe's R² 0.5-0.7, with it 0.93-0.99;
-    # tools/state_probe.py) and they kept 64% of their Jitter return under Irregular timing (CfC,
-    # seeds 0-2: 1379 against 2151); with it 93% (1913 against 2058; studies/hopper-students.md).
+    # Hopper's students also learn to estimate the full observation (--aux-state 1): without it the
+    # CfC's state held the velocities it must infer poorly (a linear probe's R² 0.45-0.86, the forward
+    # speed 0.68; with it 0.90-0.97 and 0.96: tools/state_probe.py, seed 0, Irregular) and it kept 64%
+    # of its Jitter return under Irregular timing (seeds 0-2: 1379 against 2151); with it 93% (1913
+    # against 2058; studies/hopper-students.md).
     "Hopper": _family("Hopper", "sac", 300_000, flags=(*_MORE_DATA, "--aux-state", "1"),
                       steady_range=WIDE_STEADY_RANGE, teacher_coef=50),
     # Steady periods from 0.4x to 2.5x: with 0.5x-2x every Walker2d student fell after a
