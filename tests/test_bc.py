@@ -53,8 +53,8 @@ def test_burn_in_reproduces_the_full_episode_state(demos):
         # A window starting 20 steps into episode 1 with a 20-step burn-in (back to the episode
         # start) sees the same state as the whole-episode run; one without burn-in starts cold.
         lo = int(demos.episode_offsets[1])
-        exact = forward_batch(policy, data.batch(np.array([[lo + 20, 1]]), 16, 20))
-        cold = forward_batch(policy, data.batch(np.array([[lo + 20, 1]]), 16, 0))
+        exact, _ = forward_batch(policy, data.batch(np.array([[lo + 20, 1]]), 16, 20))
+        cold, _ = forward_batch(policy, data.batch(np.array([[lo + 20, 1]]), 16, 0))
     np.testing.assert_allclose(exact[0].numpy(), y_full[1, 20:36].numpy(), atol=1e-5)
     assert abs(float(cold[0, 0, 0] - y_full[1, 20, 0])) > 1e-3
 
