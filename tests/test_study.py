@@ -3,7 +3,10 @@ studies on the inline, local-process and Ray backends."""
 
 import csv
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -257,6 +260,55 @@ def test_backend_choice_and_bad_workers():
         assert isinstance(b, ProcessBackend)
     with pytest.raises(ValueError, match="-1"):
         make_backend(workers=-1)
+
+
+DRIVER = """
+import sys, time
+from pathlib import Path
+from cfc_control.study.backends import ProcessBackend
+
+def job(path):
+    import os
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    backend = ProcessBackend(1)
+    backend.submit(job, sys.argv[1])
+    time.sleep(120)
+"""
+
+
+def test_workers_end_when_their_driver_is_killed(tmp_path):
+    (tmp_path / "driver.py").write_text(DRIVER)
+    pid_file = tmp_path / "worker.pid"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(pid_file)], cwd=tmp_path, env=env)
+    try:
+        deadline = time.time() + 60
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert time.time() < deadline and driver.poll() is None, "the worker never started"
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        driver.kill()  # no chance to stop its pool
+        driver.wait()
+        deadline = time.time() + 15
+        while _alive(worker):
+            assert time.time() < deadline, "the worker outlived its driver"
+            time.sleep(0.2)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")  # a zombie (exited, not yet reaped) is not alive
+    return not (status.is_file() and "\tZ" in status.read_text())
 
 
 def test_cli_rejects_bad_input_with_the_value(capsys, tmp_path):

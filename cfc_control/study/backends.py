@@ -12,6 +12,9 @@ results to the driver the same way, so the driver alone writes the study's files
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -67,6 +70,18 @@ class InlineBackend(Backend):
         return handle.result()
 
 
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """A worker's initializer: end the worker once the driver ``parent_pid`` is gone (killed
+    without the chance to stop its pool), rather than leaving it to train on unseen."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class ProcessBackend(Backend):
     """A pool of ``workers`` local processes. They are spawned, not forked: a fork of a process
     whose torch already started its thread pool can hang."""
@@ -77,7 +92,8 @@ class ProcessBackend(Backend):
         if workers < 1:
             raise ValueError(f"workers must be >= 1 for a process pool, got {workers}")
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=exit_with_parent, initargs=(os.getpid(),))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self.pool.submit(fn, *args)
