@@ -20,7 +20,8 @@ in the training data (the fraction of variance unexplained, so channels weigh al
 stored with the policy.
 
 **Auxiliary state estimate** (``aux_state_coef`` > 0): a linear head reads the model's features
-(before its output projection) and predicts the full stock observation of each step (velocities
+(what it projects its output from: the state of an unwired CfC, LSTM or GRU, every neuron of a
+wired one; ``RecurrentModel.forward_features``) and predicts the full stock observation of each step (velocities
 included, recorded with the demonstrations); ``aux_state_coef`` times its standardised mean
 squared error is added to the loss. A positions-only student has to infer velocities from its
 history; the head asks its recurrent state to hold them. The head exists in training only (saved
