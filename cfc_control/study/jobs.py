@@ -108,12 +108,17 @@ class TrainJob:
 
     def run_dir(self, runs_root: Path) -> Path:
         """``runs_root/<task>-<algo>-<model>-s<seed>``, the training CLI's default name, so runs made
-        by hand with default flags are reused; extra train_args add a hash of them to the name (the
-        starting point is not in the name: it is in the run's config, which reuse compares)."""
+        by hand with default flags are reused; extra train_args and a starting point add a hash of
+        them to the name. The starting point counts by its run directory's name (which carries its
+        own flags' hash), not its full path: a fine-tune of students made by another recipe gets
+        another directory, and the same runs moved to another runs root keep theirs."""
         short = self.task.split("/")[-1].split("-v")[0]
         name = f"{short}-{self.algo}-{self.model}-s{self.seed}"
-        if self.train_args:
-            name += "-" + hashlib.sha1(json.dumps(list(self.train_args)).encode()).hexdigest()[:8]
+        hashed = list(self.train_args)
+        if self.init_from:
+            hashed += ["--init-from", "/".join(Path(self.init_from).parts[-2:])]
+        if hashed:
+            name += "-" + hashlib.sha1(json.dumps(hashed).encode()).hexdigest()[:8]
         return Path(runs_root) / name
 
     def argv(self, run_dir: Path) -> List[str]:
