@@ -100,6 +100,13 @@ def test_evaluate_policy_runs_on_the_algorithm_and_on_its_policy():
     assert np.isfinite(mean2)
 
 
+def test_a_linear_learning_rate_ends_at_zero_when_the_last_rollout_passes_the_budget():
+    algo = SequencePPO(_cue_vec(), "mlp", _tiny(lr_schedule="linear"), seed=0)
+    algo.learn(70)  # rollouts of 3 envs x 20 steps: the second ends at 120
+    assert algo.num_timesteps == 120
+    assert [g["lr"] for g in algo.policy.optimizer.param_groups] == [0.0] * len(algo.policy.optimizer.param_groups)
+
+
 def test_save_state_and_policy_round_trip(tmp_path):
     cfg = _tiny(lr_schedule="linear")
     algo = SequencePPO(_cue_vec(), "cfc-mm", cfg, model_kw={"units": 8}, seed=0)

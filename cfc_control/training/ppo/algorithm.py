@@ -366,13 +366,15 @@ class SequencePPO(OnPolicyAlgorithm):
 
 
 class _LinearSchedule:
-    """Learning rate decaying linearly to 0 over training (SB3's progress_remaining: 1 -> 0)."""
+    """Learning rate decaying linearly to 0 over training (SB3's progress_remaining: 1 -> 0), and
+    0 after: the last rollout ends past the budget when the budget is not a whole number of
+    rollouts, and progress_remaining is then negative (a negative rate would ascend the loss)."""
 
     def __init__(self, initial: float) -> None:
         self.initial = float(initial)
 
     def __call__(self, progress_remaining: float) -> float:
-        return self.initial * float(progress_remaining)
+        return self.initial * max(0.0, float(progress_remaining))
 
 
 def _name_of(policy: Any) -> Optional[str]:
