@@ -109,6 +109,7 @@ def test_a_study_that_starts_from_another_continues_the_run_of_each_model_and_se
     with pytest.raises(ValueError, match="PPO study"):
         make_plan(TASK, algo="bc", out=tmp_path / "t", start_from=students)
 
+
 def test_a_fine_tune_of_students_made_by_another_recipe_gets_another_run_directory(tmp_path):
     def fine_tune(student_flags, runs_root):
         students = make_plan(TASK, algo="dagger", models=["cfc"], seeds=[0], out=tmp_path / "s",
@@ -121,7 +122,6 @@ def test_a_fine_tune_of_students_made_by_another_recipe_gets_another_run_directo
     assert fine_tune(("--epochs", "40"), tmp_path / "runs") != before
     # The same runs under another root keep their names (reuse compares names, not roots).
     assert fine_tune(("--epochs", "80"), tmp_path / "elsewhere").name == before.name
-
 
 
 # -- resume ----------------------------------------------------------------------------------------

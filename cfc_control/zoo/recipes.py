@@ -145,7 +145,8 @@ RECIPES: Dict[str, FamilyRecipe] = {
     # estimate: with 40 episodes the SAC teacher's CfC students stayed at -4.70 ± 0.12; with 400
     # and --aux-state 1 they reach the teacher, -4.14 ± 0.04 under Jitter (seeds 0-2; without the
     # estimate -4.28 ± 0.20, one seed of three losing 0.4).
-    "Reacher": _family("Reacher", "sac", 200_000, flags=("--episodes", "400", "--iterations", "6", "--aux-state", "1")),
+    "Reacher": _family("Reacher", "sac", 200_000,
+                       flags=("--episodes", "400", "--iterations", "6", "--aux-state", "1")),
 }
 
 
