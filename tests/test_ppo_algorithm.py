@@ -104,7 +104,7 @@ def test_a_linear_learning_rate_ends_at_zero_when_the_last_rollout_passes_the_bu
     algo = SequencePPO(_cue_vec(), "mlp", _tiny(lr_schedule="linear"), seed=0)
     algo.learn(70)  # rollouts of 3 envs x 20 steps: the second ends at 120
     assert algo.num_timesteps == 120
-    assert [g["lr"] for g in algo.policy.optimizer.param_groups] == [0.0] * len(algo.policy.optimizer.param_groups)
+    assert {g["lr"] for g in algo.policy.optimizer.param_groups} == {0.0}
 
 
 def test_save_state_and_policy_round_trip(tmp_path):

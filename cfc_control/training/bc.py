@@ -21,10 +21,10 @@ stored with the policy.
 
 **Auxiliary state estimate** (``aux_state_coef`` > 0): a linear head reads the model's features
 (what it projects its output from: the state of an unwired CfC, LSTM or GRU, every neuron of a
-wired one; ``RecurrentModel.forward_features``) and predicts the full stock observation of each step (velocities
-included, recorded with the demonstrations); ``aux_state_coef`` times its standardised mean
-squared error is added to the loss. A positions-only student has to infer velocities from its
-history; the head asks its recurrent state to hold them. The head exists in training only (saved
+wired one; ``RecurrentModel.forward_features``) and predicts the full stock observation of each
+step (velocities included, recorded with the demonstrations); ``aux_state_coef`` times its
+standardised mean squared error is added to the loss. A positions-only student has to infer
+velocities from its history; the head asks its recurrent state to hold them. The head exists in training only (saved
 in checkpoints): the policy, its exports and runtime are unchanged.
 """
 

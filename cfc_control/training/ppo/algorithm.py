@@ -51,7 +51,7 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
-from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.utils import LinearSchedule, explained_variance
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from cfc_control.experts.base import Expert, act_in_each
@@ -116,7 +116,9 @@ class SequencePPO(OnPolicyAlgorithm):
         self.model_kw = model_kwargs_for(policy, model_kw) if isinstance(policy, str) else dict(model_kw or {})
         lr: Any = config.learning_rate
         if config.lr_schedule == "linear":
-            lr = _LinearSchedule(config.learning_rate)
+            # To 0 at the budget and 0 after it (the last rollout ends past a budget that is not a
+            # whole number of rollouts, where progress_remaining turns negative).
+            lr = LinearSchedule(config.learning_rate, 0.0, 1.0)
         super().__init__(
             policy=ActorCritic, env=env, learning_rate=lr, n_steps=config.n_steps, gamma=config.gamma,
             gae_lambda=config.gae_lambda, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
@@ -363,18 +365,6 @@ class SequencePPO(OnPolicyAlgorithm):
     def load(cls, *args: Any, **kwargs: Any) -> "SequencePPO":  # type: ignore[override]
         raise NotImplementedError("SequencePPO does not unpickle: build it with load_policy(dir) as the policy, "
                                   "then call load_state(dir)")
-
-
-class _LinearSchedule:
-    """Learning rate decaying linearly to 0 over training (SB3's progress_remaining: 1 -> 0), and
-    0 after: the last rollout ends past the budget when the budget is not a whole number of
-    rollouts, and progress_remaining is then negative (a negative rate would ascend the loss)."""
-
-    def __init__(self, initial: float) -> None:
-        self.initial = float(initial)
-
-    def __call__(self, progress_remaining: float) -> float:
-        return self.initial * max(0.0, float(progress_remaining))
 
 
 def _name_of(policy: Any) -> Optional[str]:
