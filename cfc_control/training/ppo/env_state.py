@@ -117,8 +117,10 @@ def _flatten_state(state: States, key: str, tensors: Dict[str, torch.Tensor]) ->
 
 
 def _unflatten_state(key: str, size: int, tensors: Dict[str, torch.Tensor], device: torch.device) -> States:
-    """The state tuple :func:`_flatten_state` stored (``size`` 0: one tensor)."""
-    return tuple(tensors[f"{key}.{i}"].to(device) for i in range(max(size, 1)))
+    """The state tuple :func:`_flatten_state` stored (``size`` 0: one tensor). Copied into fresh
+    tensors: a tensor read from a file can sit at an address the matrix kernels treat otherwise,
+    and the first step's result then differs in the last bit from the uninterrupted run's."""
+    return tuple(tensors[f"{key}.{i}"].to(device, copy=True) for i in range(max(size, 1)))
 
 
 def capture(algo: Any) -> Optional[Tuple[Dict[str, torch.Tensor], Dict[str, Any]]]:
