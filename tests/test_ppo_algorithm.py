@@ -45,7 +45,7 @@ def test_the_update_starts_from_the_states_stored_at_rollout_time(name):
     mid_episode = 0
     with torch.no_grad():
         for batch in buf.minibatches(batch_size=24):
-            values, log_prob, _, _ = algo.policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
+            values, log_prob, *_ = algo.policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
                                                        batch.states["actor"], batch.states["critic"])
             real = batch.mask.bool()
             torch.testing.assert_close(values[real], batch.old_values[real], atol=1e-5, rtol=1e-5)

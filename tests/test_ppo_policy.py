@@ -76,7 +76,7 @@ def test_stepping_a_rollout_gives_what_the_sequence_update_computes(name):
         a, v, lp, actor_state, critic_state = ac.act(obs[:, t], actor_state, critic_state, starts[:, t])
         actions.append(a), values.append(v), log_probs.append(lp)
     h0_actor, h0_critic = ac.initial_states(batch)
-    v_seq, lp_seq, _, _ = ac.evaluate(obs, torch.stack(actions, 1), starts, h0_actor, h0_critic)
+    v_seq, lp_seq, *_ = ac.evaluate(obs, torch.stack(actions, 1), starts, h0_actor, h0_critic)
     torch.testing.assert_close(v_seq, torch.stack(values, 1), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(lp_seq, torch.stack(log_probs, 1), atol=1e-4, rtol=1e-5)
 

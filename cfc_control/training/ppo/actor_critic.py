@@ -17,6 +17,11 @@ log-std.
   default (separate actor and critic LSTMs). It doubles the recurrent compute of a step, which
   the batched rollout and the sequence update keep cheap.
 
+With ``aux_state_coef`` > 0 the actor also carries a **state head** (:meth:`ActorCritic.attach_state_head`):
+a linear map from the actor model's features (``RecurrentModel.forward_features``: the state of
+an unwired CfC, LSTM or GRU, every neuron of a wired one) to the env's full observation,
+standardised. It exists in training only; the policy directory never holds it.
+
 Observations arrive as SB3's VecEnv delivers them: (..., n_obs + 1) with Δt / nominal_dt as the
 last channel (``dt_in_obs=True`` tasks), or (..., n_obs) with ``dt_channel=False`` (the nominal
 period every step). The Δt channel never enters the observation normaliser.
@@ -31,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cfc_control.models.base import RecurrentModel, States
+from cfc_control.models.base import RecurrentModel, States, from_states
 from cfc_control.models.registry import make
 from cfc_control.policies import RecurrentPolicy, state_to_numpy, state_to_torch
 from cfc_control.policies.time_input import without_dt_channel
@@ -42,12 +47,14 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 class SequenceEvaluation(NamedTuple):
     """What the update needs of the actor and critic on a minibatch of sequences: ``values``
     (B, L), ``log_prob`` (B, L) of the given actions, ``entropy`` (scalar) and the actor's
-    ``mean`` action (B, L, A), normalised."""
+    ``mean`` action (B, L, A), normalised; with a state head, its ``state_estimate`` (B, L,
+    n_full) of the standardised full observation (else None)."""
 
     values: Tensor
     log_prob: Tensor
     entropy: Tensor
     mean: Tensor
+    state_estimate: Optional[Tensor] = None
 
 
 def critic_kwargs(actor: RecurrentPolicy) -> Dict[str, Any]:
@@ -142,7 +149,16 @@ class ActorCritic(nn.Module):
         self.critic = critic
         self.log_std = nn.Parameter(torch.full((actor.n_act,), float(log_std_init)))
         self.dt_channel = bool(dt_channel)
+        self.state_head: Optional[nn.Linear] = None  # attach_state_head
         self.optimizer: Optional[torch.optim.Optimizer] = None  # set by the algorithm
+
+    def attach_state_head(self, n_full: int) -> None:
+        """Give the actor a fresh linear head from its model's features to ``n_full`` channels
+        (the auxiliary state estimate); call before the optimiser is built."""
+        if isinstance(n_full, bool) or int(n_full) <= 0:
+            raise ValueError(f"the state head needs a positive width, got {n_full!r}")
+        p = self.log_std
+        self.state_head = nn.Linear(self.actor.model.feature_size(), int(n_full)).to(p.device, p.dtype)
 
     @classmethod
     def build(cls, actor: RecurrentPolicy, critic: str = "same", log_std_init: float = -0.5,
@@ -238,9 +254,15 @@ class ActorCritic(nn.Module):
         """Sequences: ``obs`` (B, L, obs_width), ``actions`` (B, L, A) normalised, ``episode_starts``
         (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time."""
         x, t = self.features(obs)
-        mean, _ = self.actor.model.run_states(x, actor_state, t, episode_starts)
+        model = self.actor.model
+        estimate = None
+        if self.state_head is None:
+            mean, _ = model.run_states(x, actor_state, t, episode_starts)
+        else:
+            features, _ = model.forward_features(x, from_states(actor_state), t, episode_starts)
+            mean, estimate = model.output_from_features(features), self.state_head(features)
         values, _ = self.critic.run_states(x, critic_state, t, episode_starts)
-        return SequenceEvaluation(values.squeeze(-1), self.log_prob(actions, mean), self.entropy(), mean)
+        return SequenceEvaluation(values.squeeze(-1), self.log_prob(actions, mean), self.entropy(), mean, estimate)
 
     # -- stable-baselines3's recurrent contract ------------------------------------------------
     def predict(self, observation: np.ndarray, state: Optional[Tuple[np.ndarray, ...]] = None,

@@ -25,7 +25,9 @@ What is rewritten, and why:
   :mod:`cfc_control.experts`, which acts from the full simulator state) and ``teacher_coef`` > 0,
   every rollout step is also labelled with the teacher's action, and the loss adds
   ``teacher_coef`` times the squared distance from the actor's mean action to it: PPO that
-  improves on a student while kept near what its teacher would do.
+  improves on a student while kept near what its teacher would do. With ``aux_state_coef`` > 0
+  every step also records the env's full observation (MuJoCo's ``_get_obs``, read before the
+  step like the teacher's label) and the actor learns to estimate it (:mod:`.loss`).
 * ``learn``: SB3's loop, except that the logs are written *after* the update, so each row holds
   the rollout and the update of the same iteration, the observation statistics are updated after
   the update (the update must see the normalisation its rollout used, or the PPO ratio is off),
@@ -52,12 +54,13 @@ from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import LinearSchedule, explained_variance
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
-from cfc_control.experts.base import Expert, act_in_each
+from cfc_control.experts.base import Expert
 from cfc_control.policies import ActionMapping, ObsNormalizer, RecurrentPolicy, TimeInput, save_policy
 from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
+from cfc_control.training.ppo.labels import StepLabels, in_process_envs
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
 from cfc_control.training.ppo.loss import minibatch_loss
 from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer, zero_time_gate
@@ -130,12 +133,11 @@ class SequencePPO(OnPolicyAlgorithm):
         self.iteration = 0
         self.rollout_time_s = 0.0
         self.update_time_s = 0.0
+        # The envs the labels read, found once: labelling runs every rollout step.
+        full_state = config.aux_state_coef > 0
+        labelled = teacher is not None or full_state
+        self.labels = StepLabels(self._env_copies() if labelled else [], teacher, full_state)
         self._setup_model()
-        # The envs the teacher reads, found once: labelling runs every rollout step.
-        self._teacher_envs = self._env_copies() if teacher is not None else []
-        if hasattr(teacher, "check_env"):  # the SB3 experts check the env they are given
-            for env_copy in self._teacher_envs:
-                teacher.check_env(env_copy)
 
     # -- construction -------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -154,6 +156,10 @@ class SequencePPO(OnPolicyAlgorithm):
                                        dt_channel=self.dt_channel, critic_kw=critic_kw)
             if self.config.time_gate_init == "zero":
                 zero_time_gate(policy.critic)  # a fresh critic; a fresh actor's is zeroed when built
+        if self.labels.full_state and policy.state_head is None:
+            policy.attach_state_head(self.labels.state_width)
+        elif not self.labels.full_state:
+            policy.state_head = None  # a given ActorCritic's head trains only with aux_state_coef > 0
         width = int(self.observation_space.shape[0])
         if policy.obs_width != width or policy.n_act != int(self.action_space.shape[0]):
             raise ValueError(f"the policy takes {policy.obs_width} observation features and gives {policy.n_act} "
@@ -167,7 +173,8 @@ class SequencePPO(OnPolicyAlgorithm):
             self.n_steps, self.observation_space, self.action_space,
             {"actor": actor_state, "critic": critic_state}, device=self.device, gae_lambda=self.gae_lambda,
             gamma=self.gamma, n_envs=self.n_envs, seq_len=self.config.seq_len,
-            teacher_labels=self.teacher is not None)
+            teacher_labels=self.teacher is not None,
+            state_width=self.labels.state_width)
         self._last_states = (actor_state, critic_state)
 
     def _fresh_actor(self, model_name: str) -> RecurrentPolicy:
@@ -193,19 +200,8 @@ class SequencePPO(OnPolicyAlgorithm):
 
     # -- rollout --------------------------------------------------------------------------------
     def _env_copies(self) -> List[gym.Env]:
-        """The envs of an in-process VecEnv (what a teacher reads the full state of)."""
-        inner = self.env.unwrapped if self.env is not None else None
-        if not isinstance(inner, DummyVecEnv):
-            raise ValueError(f"a teacher needs the envs in this process (a DummyVecEnv), got {type(inner).__name__}")
-        return list(inner.envs)
-
-    def _teacher_actions(self) -> Optional[np.ndarray]:
-        """The teacher's action for every env's current state, (n_envs, A) normalised; None
-        without a teacher."""
-        if self.teacher is None:
-            return None
-        actions = act_in_each(self.teacher, self._teacher_envs)
-        return self.policy.actor.action_mapping.normalize(actions).astype(np.float32)
+        """The envs of an in-process VecEnv (what a teacher and the state labels read)."""
+        return in_process_envs(self.env, "a teacher or the state estimate")
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
                          n_rollout_steps: int) -> bool:
@@ -220,7 +216,8 @@ class SequencePPO(OnPolicyAlgorithm):
         dones = self._last_episode_starts
         new_obs = self._last_obs
         while n_steps < n_rollout_steps:
-            teacher_actions = self._teacher_actions()  # the state the observation shows, before the step
+            teacher_actions = self.labels.teacher_actions(self.policy.actor.action_mapping)  # before the step
+            full_observations = self.labels.full_observations()
             obs_t = torch.as_tensor(self._last_obs, dtype=torch.float32, device=self.device)
             starts_t = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=self.device)
             actions, values, log_probs, next_actor, next_critic = self.policy.act(
@@ -241,7 +238,7 @@ class SequencePPO(OnPolicyAlgorithm):
                     rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row)[0])
             rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
                                log_probs, states={"actor": actor_state, "critic": critic_state},
-                               teacher_actions=teacher_actions)
+                               teacher_actions=teacher_actions, full_observations=full_observations)
             self._last_obs = new_obs
             self._last_episode_starts = dones
             actor_state, critic_state = next_actor, next_critic
@@ -265,7 +262,7 @@ class SequencePPO(OnPolicyAlgorithm):
         policy.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)
         critic_only = self.iteration <= cfg.critic_warmup
-        logs: Dict[str, list] = {k: [] for k in ("pg", "value", "entropy", "kl", "clip", "teacher")}
+        logs: Dict[str, list] = {k: [] for k in ("pg", "value", "entropy", "kl", "clip", "teacher", "state")}
         loss = torch.zeros(())
         continue_training = True
         for epoch in range(cfg.n_epochs):
@@ -279,6 +276,8 @@ class SequencePPO(OnPolicyAlgorithm):
                 logs["clip"].append(terms.clip_fraction)
                 if terms.teacher is not None:
                     logs["teacher"].append(terms.teacher.item())
+                if terms.state is not None:
+                    logs["state"].append(terms.state.item())
                 if cfg.target_kl is not None and terms.approx_kl > 1.5 * cfg.target_kl and not critic_only:
                     continue_training = False
                     break
@@ -298,6 +297,8 @@ class SequencePPO(OnPolicyAlgorithm):
         record("train/clip_fraction", float(np.mean(logs["clip"])))
         if logs["teacher"]:
             record("train/teacher_loss", float(np.mean(logs["teacher"])))
+        if logs["state"]:
+            record("train/state_loss", float(np.mean(logs["state"])))
         record("train/loss", loss.item())
         record("train/explained_variance", float(explained_variance(buffer.values.flatten(), buffer.returns.flatten())))
         record("train/std", torch.exp(policy.log_std.detach()).mean().item())

@@ -21,6 +21,9 @@ tensors it is, and the sequences start from those tensors.
 * **Padding and masking.** Sequences are right-padded to the longest in their minibatch; the
   padded steps come after the real ones (they cannot influence them) and ``mask`` removes them
   from every loss term.
+* **State labels** (``state_width`` > 0): each step's full simulator observation, for the
+  actor's auxiliary state estimate; served standardised by the rollout's own per-channel mean and
+  standard deviation (floored at 0.01), so every channel weighs alike in the loss.
 * **Minibatches** hold whole sequences adding up to about ``batch_size`` env steps, in a random
   order (``torch.randperm``, so a restored torch RNG replays it). Building them is index
   arithmetic over the whole rollout (:func:`cut_sequences`): no per-step Python loop.
@@ -102,7 +105,8 @@ class SequenceBatch:
     unclipped, ``old_values``/``old_log_prob``/``advantages``/``returns`` (B, L),
     ``episode_starts`` (B, L) bool (true at most at step 0), ``mask`` (B, L) 1.0 for real steps,
     ``states`` each network's state at the sequences' first steps, ``sequence_ids`` (B,);
-    ``teacher_actions`` (B, L, A) normalised, when the rollout was labelled by a teacher."""
+    ``teacher_actions`` (B, L, A) normalised, when the rollout was labelled by a teacher;
+    ``state_targets`` (B, L, n_full) the standardised full observations, with state labels."""
 
     observations: Tensor
     actions: Tensor
@@ -115,6 +119,7 @@ class SequenceBatch:
     states: Dict[str, States]
     sequence_ids: np.ndarray
     teacher_actions: Optional[Tensor] = None
+    state_targets: Optional[Tensor] = None
 
 
 class RecurrentSequenceBuffer(RolloutBuffer):
@@ -123,14 +128,18 @@ class RecurrentSequenceBuffer(RolloutBuffer):
     Args (besides RolloutBuffer's): ``state_templates`` maps a network name to a state for
     ``n_envs`` envs (a (n_envs, H) tensor or a tuple of them; e.g. the initial states), which
     fixes the shapes stored per step; ``seq_len`` the longest sequence; ``teacher_labels``: store
-    a teacher's action for every step too (``add(..., teacher_actions=...)``).
+    a teacher's action for every step too (``add(..., teacher_actions=...)``); ``state_width``:
+    store each step's full observation of that width too (``add(..., full_observations=...)``).
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
                  state_templates: Mapping[str, States], device: str | torch.device = "cpu",
                  gae_lambda: float = 1.0, gamma: float = 0.99, n_envs: int = 1,
-                 seq_len: Optional[int] = None, teacher_labels: bool = False) -> None:
+                 seq_len: Optional[int] = None, teacher_labels: bool = False, state_width: int = 0) -> None:
         self.teacher_labels = bool(teacher_labels)
+        if isinstance(state_width, bool) or int(state_width) < 0:
+            raise ValueError(f"state_width must be an int >= 0, got {state_width!r}")
+        self.state_width = int(state_width)
         self.state_templates = {name: _state_tuple(s, f"state template {name!r}") for name, s in state_templates.items()}
         for name, tensors in self.state_templates.items():
             for t in tensors:
@@ -148,17 +157,26 @@ class RecurrentSequenceBuffer(RolloutBuffer):
             for name, tensors in self.state_templates.items()}
         self.teacher_actions = (np.zeros((self.buffer_size, self.n_envs, self.action_dim), dtype=np.float32)
                                 if self.teacher_labels else None)
+        self.full_observations = (np.zeros((self.buffer_size, self.n_envs, self.state_width), dtype=np.float32)
+                                  if self.state_width else None)
         self._flat: Optional[Dict[str, Tensor]] = None
         self.layout: Optional[SequenceLayout] = None
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, episode_start: np.ndarray,
             value: Tensor, log_prob: Tensor, states: Optional[Mapping[str, States]] = None,
-            teacher_actions: Optional[np.ndarray] = None) -> None:
+            teacher_actions: Optional[np.ndarray] = None, full_observations: Optional[np.ndarray] = None) -> None:
         """SB3's ``add`` plus ``states``: each network's state *before* this step, (n_envs, H_i),
-        and, for a buffer with teacher labels, ``teacher_actions`` (n_envs, A) normalised."""
+        and, for a buffer with teacher labels, ``teacher_actions`` (n_envs, A) normalised; for one
+        with state labels, ``full_observations`` (n_envs, state_width)."""
         if (teacher_actions is None) == self.teacher_labels:
             raise ValueError("add needs teacher_actions exactly when the buffer stores teacher labels "
                              f"(teacher_labels={self.teacher_labels})")
+        if (full_observations is None) == bool(self.state_width):
+            raise ValueError("add needs full_observations exactly when the buffer stores state labels "
+                             f"(state_width={self.state_width})")
+        if full_observations is not None and np.shape(full_observations) != (self.n_envs, self.state_width):
+            raise ValueError(f"full_observations must have shape ({self.n_envs}, {self.state_width}), "
+                             f"got {np.shape(full_observations)}")
         if states is None or set(states) != set(self.states):
             raise ValueError(f"add needs the states of {sorted(self.states)}, got "
                              f"{None if states is None else sorted(states)}")
@@ -172,6 +190,8 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         if self.teacher_actions is not None:
             self.teacher_actions[self.pos] = np.asarray(teacher_actions, dtype=np.float32).reshape(
                 self.n_envs, self.action_dim)
+        if self.full_observations is not None:
+            self.full_observations[self.pos] = full_observations
         super().add(obs, action, reward, episode_start, value, log_prob)
 
     # -- sequences -----------------------------------------------------------------------------
@@ -197,6 +217,10 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         }
         if self.teacher_actions is not None:
             self._flat["teacher_actions"] = flat(self.teacher_actions)
+        if self.full_observations is not None:
+            full = flat(self.full_observations)
+            centre, spread = full.mean(0), full.std(0, unbiased=False).clamp_min(1e-2)
+            self._flat["state_targets"] = (full - centre) / spread
         self._first_states = {
             name: tuple(t.transpose(0, 1).reshape(self.buffer_size * self.n_envs, t.shape[-1])[first] for t in tensors)
             for name, tensors in self.states.items()}
@@ -236,6 +260,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
             states=states,
             sequence_ids=ids,
             teacher_actions=data["teacher_actions"][take] if "teacher_actions" in data else None,
+            state_targets=data["state_targets"][take] if "state_targets" in data else None,
         )
 
 

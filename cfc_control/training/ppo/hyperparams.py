@@ -54,6 +54,8 @@ class PPOConfig:
     time_gate_init: str = "reference"  # fresh CfC actor and critic: "zero" starts the gate's Δt weight t_a at 0
     teacher_coef: float = 0.0       # weight of the squared distance from the actor's mean action to a teacher's
                                     # (normalised units, summed over channels); needs a teacher (--expert)
+    aux_state_coef: float = 0.0     # weight of the actor's auxiliary estimate of the full simulator observation
+                                    # (training/ppo/loss.py); needs MuJoCo envs in this process
 
     def __post_init__(self) -> None:
         positive = ("total_steps", "n_envs", "n_steps", "seq_len", "batch_size", "n_epochs")
@@ -67,7 +69,7 @@ class PPOConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("ent_coef", "vf_coef", "teacher_coef"):
+        for name in ("ent_coef", "vf_coef", "teacher_coef", "aux_state_coef"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr_schedule not in ("constant", "linear"):

@@ -1,12 +1,16 @@
 """PPO's loss on one minibatch of padded sequences, every term masked to the real steps.
 
     loss = pg + ent_coef * (-entropy) + vf_coef * value [+ teacher_coef * teacher]
+           [+ aux_state_coef * state]
 
 ``pg`` is the clipped surrogate of the advantages (normalised per minibatch), ``value`` the squared
 error of the critic (optionally clipped around the rollout's values), and ``teacher``, where the
 rollout was labelled by a teacher, the squared distance from the actor's mean action to the
-teacher's (normalised units, summed over the channels). While the critic warms up
-(``critic_only``) only the value term counts.
+teacher's (normalised units, summed over the channels). ``state``, where the actor has a state
+head, is the head's squared error on the standardised full observation, averaged over the
+channels: a positions-only actor has to infer velocities from its history, and this term asks
+its recurrent state to hold them (the students' ``--aux-state`` in PPO). While the critic warms
+up (``critic_only``) only the value term counts.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class MinibatchLoss:
     value: Tensor
     entropy_loss: Tensor
     teacher: Optional[Tensor]
+    state: Optional[Tensor]
     approx_kl: float
     clip_fraction: float
 
@@ -43,8 +48,11 @@ def _masked_mean(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
 def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *,
                    critic_only: bool = False) -> MinibatchLoss:
     """The loss of ``batch`` under ``policy`` with ``cfg``'s coefficients."""
-    values, log_prob, entropy, mean_action = policy.evaluate(batch.observations, batch.actions, batch.episode_starts,
-                                                             batch.states["actor"], batch.states["critic"])
+    values, log_prob, entropy, mean_action, estimate = policy.evaluate(
+        batch.observations, batch.actions, batch.episode_starts, batch.states["actor"], batch.states["critic"])
+    if (estimate is None) != (batch.state_targets is None):
+        raise ValueError("the actor's state head and the rollout's state labels go together "
+                         f"(head: {estimate is not None}, labels: {batch.state_targets is not None})")
     mask = batch.mask
     count = mask.sum()
     advantages = batch.advantages
@@ -65,13 +73,19 @@ def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *,
     teacher_loss = None
     if batch.teacher_actions is not None:
         teacher_loss = _masked_mean(((mean_action - batch.teacher_actions) ** 2).sum(-1), mask, count)
+    state_loss = None
+    if estimate is not None:
+        state_loss = _masked_mean(((estimate - batch.state_targets) ** 2).mean(-1), mask, count)
     if critic_only:
         total = cfg.vf_coef * value_loss
     else:
         total = pg_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
         if teacher_loss is not None:
             total = total + cfg.teacher_coef * teacher_loss
+        if state_loss is not None:
+            total = total + cfg.aux_state_coef * state_loss
     with torch.no_grad():
         approx_kl = float(_masked_mean((ratio - 1) - log_ratio, mask, count))
         clip_fraction = float(_masked_mean(((ratio - 1).abs() > clip).float(), mask, count))
-    return MinibatchLoss(total, pg_loss, value_loss, entropy_loss, teacher_loss, approx_kl, clip_fraction)
+    return MinibatchLoss(total, pg_loss, value_loss, entropy_loss, teacher_loss, state_loss, approx_kl,
+                         clip_fraction)

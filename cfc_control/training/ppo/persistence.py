@@ -1,7 +1,8 @@
 """The PPO training state beside the policy directory, as safetensors and JSON only.
 
     <dir>/critic/            the critic, a model directory (cfc_control.models.io)
-    <dir>/ppo.safetensors    log_std, and the optimiser's tensors ("optimizer.state.<param>.<name>")
+    <dir>/ppo.safetensors    log_std, the state head's weights ("state_head.*", with aux_state_coef),
+                             and the optimiser's tensors ("optimizer.state.<param>.<name>")
     <dir>/ppo.json           format version, hyperparameters, counters (env steps, iterations,
                              gradient passes), the reward normaliser's return statistics, and the
                              optimiser's scalars and param groups
@@ -41,6 +42,7 @@ FORMAT_VERSION = 1
 TENSORS = "ppo.safetensors"
 META = "ppo.json"
 CRITIC = "critic"
+STATE_HEAD = "state_head."
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -49,6 +51,9 @@ def state_parts(algo: "SequencePPO") -> Tuple[Dict[str, torch.Tensor], Dict[str,
     the reward normaliser's running returns per env, the critic, the counters and the return
     statistics."""
     tensors: Dict[str, torch.Tensor] = {"log_std": algo.policy.log_std.detach().cpu().clone()}
+    if algo.policy.state_head is not None:
+        tensors.update({f"{STATE_HEAD}{k}": v.detach().cpu().clone()
+                        for k, v in algo.policy.state_head.state_dict().items()})
     returns = reward_normalizer_returns(algo.env)
     if returns is not None:
         tensors["reward_returns"] = torch.from_numpy(returns.copy())
@@ -78,6 +83,16 @@ def restore_parts(algo: "SequencePPO", tensors: Dict[str, torch.Tensor], critic:
                          f"the policy's is {tuple(algo.policy.log_std.shape)}")
     with torch.no_grad():
         algo.policy.log_std.copy_(log_std)
+    head = algo.policy.state_head
+    saved_head = {k[len(STATE_HEAD):]: v for k, v in tensors.items() if k.startswith(STATE_HEAD)}
+    if (head is None) != (not saved_head):
+        raise ValueError(f"{where}: the saved training state {'holds' if saved_head else 'holds no'} state head "
+                         f"(aux_state_coef), this algorithm {'has one' if head is not None else 'has none'}")
+    if head is not None:
+        try:
+            head.load_state_dict(saved_head)
+        except RuntimeError as err:
+            raise ValueError(f"{where}: the saved state head does not fit this algorithm's: {err}") from err
     algo.num_timesteps = int(meta["num_timesteps"])
     algo.iteration = int(meta["iteration"])
     algo._n_updates = int(meta["n_updates"])
