@@ -16,6 +16,11 @@ log-std.
   the actor starts from a behaviour-cloned policy (``--init-from``); (3) it is sb3-contrib's
   default (separate actor and critic LSTMs). It doubles the recurrent compute of a step, which
   the batched rollout and the sequence update keep cheap.
+* A **privileged critic** (``critic_normalizer`` given; PPO's ``critic_input="full"``) reads the
+  env's full observation instead, normalised by its own running statistics, with the same model
+  time: the asymmetric actor-critic of Pinto et al. (2018). The critic exists in training only,
+  so it may see what the deployed actor cannot (a positions-only actor's velocities); its values
+  then need not be inferred from a history, and the advantages are less noisy.
 
 With ``aux_state_coef`` > 0 the actor also carries a **state head** (:meth:`ActorCritic.attach_state_head`):
 a linear map from the actor model's features (``RecurrentModel.forward_features``: the state of
@@ -38,7 +43,7 @@ from torch import Tensor, nn
 
 from cfc_control.models.base import RecurrentModel, States, from_states
 from cfc_control.models.registry import make
-from cfc_control.policies import RecurrentPolicy, state_to_numpy, state_to_torch
+from cfc_control.policies import ObsNormalizer, RecurrentPolicy, state_to_numpy, state_to_torch
 from cfc_control.policies.time_input import without_dt_channel
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -127,20 +132,24 @@ class ActorCritic(nn.Module):
 
     Args:
         actor: the policy being trained (saved as the policy directory).
-        critic: a :class:`RecurrentModel` from ``actor.n_obs`` inputs to 1 output.
+        critic: a :class:`RecurrentModel` from ``actor.n_obs`` inputs (``critic_normalizer.size``
+            with a privileged critic) to 1 output.
         log_std_init: initial log standard deviation, normalised action units.
         dt_channel: observations carry Δt / nominal_dt as their last channel.
+        critic_normalizer: the privileged critic's normalisation of the full observation (None:
+            the critic reads the actor's observations).
     """
 
     def __init__(self, actor: RecurrentPolicy, critic: RecurrentModel, log_std_init: float = -0.5,
-                 dt_channel: bool = True) -> None:
+                 dt_channel: bool = True, critic_normalizer: Optional[ObsNormalizer] = None) -> None:
         super().__init__()
         if not isinstance(actor, RecurrentPolicy):
             raise TypeError(f"actor must be a RecurrentPolicy, got {type(actor).__name__}")
         if not isinstance(critic, RecurrentModel):
             raise TypeError(f"critic must be a RecurrentModel, got {type(critic).__name__}")
-        if critic.input_size != actor.n_obs or critic.output_size != 1:
-            raise ValueError(f"the critic must map {actor.n_obs} inputs to 1 value, it maps "
+        n_in = actor.n_obs if critic_normalizer is None else critic_normalizer.size
+        if critic.input_size != n_in or critic.output_size != 1:
+            raise ValueError(f"the critic must map {n_in} inputs to 1 value, it maps "
                              f"{critic.input_size} to {critic.output_size}")
         for name, model in (("actor", actor.model), ("critic", critic)):
             if not (model.batch_first and model.return_sequences):
@@ -150,6 +159,11 @@ class ActorCritic(nn.Module):
         self.log_std = nn.Parameter(torch.full((actor.n_act,), float(log_std_init)))
         self.dt_channel = bool(dt_channel)
         self.state_head: Optional[nn.Linear] = None  # attach_state_head
+        self.critic_normalizer: Optional[ObsNormalizer] = None
+        if critic_normalizer is not None:
+            self.register_buffer("critic_mean", torch.zeros(critic_normalizer.size), persistent=False)
+            self.register_buffer("critic_std", torch.ones(critic_normalizer.size), persistent=False)
+            self.set_critic_normalizer(critic_normalizer)
         self.optimizer: Optional[torch.optim.Optimizer] = None  # set by the algorithm
 
     def attach_state_head(self, n_full: int) -> None:
@@ -160,16 +174,32 @@ class ActorCritic(nn.Module):
         p = self.log_std
         self.state_head = nn.Linear(self.actor.model.feature_size(), int(n_full)).to(p.device, p.dtype)
 
+    @property
+    def privileged(self) -> bool:
+        """Whether the critic reads the full observation (see the module docstring)."""
+        return self.critic_normalizer is not None
+
+    def set_critic_normalizer(self, normalizer: ObsNormalizer) -> None:
+        """The privileged critic's normalisation of the full observation (its running statistics)."""
+        if self.critic_normalizer is not None and normalizer.size != self.critic_normalizer.size:
+            raise ValueError(f"the critic reads {self.critic_normalizer.size} features, got a normaliser of "
+                             f"{normalizer.size}")
+        self.critic_normalizer = normalizer
+        self.critic_mean.copy_(torch.as_tensor(normalizer.mean))
+        self.critic_std.copy_(torch.as_tensor(normalizer.std + normalizer.eps))
+
     @classmethod
     def build(cls, actor: RecurrentPolicy, critic: str = "same", log_std_init: float = -0.5,
-              dt_channel: bool = True, critic_kw: Optional[Dict[str, Any]] = None) -> "ActorCritic":
+              dt_channel: bool = True, critic_kw: Optional[Dict[str, Any]] = None,
+              critic_normalizer: Optional[ObsNormalizer] = None) -> "ActorCritic":
         """A fresh critic of kind ``critic`` (a :func:`cfc_control.models.make` name; "same":
-        the actor's kind and size) around ``actor``."""
+        the actor's kind and size) around ``actor``; privileged with a ``critic_normalizer``."""
         name = actor.model_name if critic == "same" else critic
         if name is None:
             raise ValueError("the actor records no model name; pass the critic's model name explicitly")
         kw = dict(critic_kw) if critic_kw is not None else (critic_kwargs(actor) if name == actor.model_name else {})
-        return cls(actor, make(name, actor.n_obs, 1, **kw), log_std_init, dt_channel)
+        n_in = actor.n_obs if critic_normalizer is None else critic_normalizer.size
+        return cls(actor, make(name, n_in, 1, **kw), log_std_init, dt_channel, critic_normalizer)
 
     # -- sizes, states, modes -----------------------------------------------------------------
     @property
@@ -210,9 +240,29 @@ class ActorCritic(nn.Module):
             dt = time.nominal_torch(obs.shape[:-1], obs)
         return self.actor.normalize_obs(obs), time.model_time(dt)
 
+    def critic_inputs(self, x: Tensor, full: Optional[Tensor]) -> Tensor:
+        """What the critic reads: the actor's normalised observations ``x`` (..., n_obs), or for a
+        privileged critic the full observations ``full`` (..., n_full) normalised by its own."""
+        if not self.privileged:
+            return x
+        if full is None:
+            raise ValueError("the privileged critic needs the full observations (critic_input='full')")
+        clip = self.critic_normalizer.clip
+        return ((full.to(self.critic_mean.dtype) - self.critic_mean) / self.critic_std).clamp(-clip, clip)
+
     def split_observations(self, obs: np.ndarray) -> np.ndarray:
         """The part of raw observations (..., obs_width) the normaliser sees (the Δt channel removed)."""
         return without_dt_channel(obs) if self.dt_channel else obs
+
+    def update_normalizers(self, obs: np.ndarray, full: Optional[np.ndarray] = None) -> None:
+        """Merge raw observations (..., obs_width) into the actor's normaliser (the Δt channel
+        left out) and, for a privileged critic, full observations (..., n_full) into its own."""
+        normalizer = self.actor.obs_normalizer
+        normalizer.update(self.split_observations(np.asarray(obs).reshape(-1, self.obs_width)))
+        self.actor.set_normalizer(normalizer)
+        if self.critic_normalizer is not None and full is not None:
+            self.critic_normalizer.update(np.asarray(full).reshape(-1, self.critic_normalizer.size))
+            self.set_critic_normalizer(self.critic_normalizer)
 
     # -- the Gaussian ------------------------------------------------------------------------
     def log_prob(self, actions: Tensor, mean: Tensor) -> Tensor:
@@ -227,13 +277,14 @@ class ActorCritic(nn.Module):
     # -- rollout: one step of every env ------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: Tensor, actor_state: States, critic_state: States, episode_starts: Tensor,
-            deterministic: bool = False) -> Tuple[Tensor, Tensor, Tensor, States, States]:
+            deterministic: bool = False, full: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, States, States]:
         """One step: ``obs`` (n, obs_width) raw, ``episode_starts`` (n,) bool (those rows' states
-        reset first). Returns the normalised action (n, A) (a sample unless ``deterministic``),
-        the value (n,), the action's log-probability (n,) and the new actor and critic states."""
+        reset first), ``full`` (n, n_full) the privileged critic's full observations. Returns the
+        normalised action (n, A) (a sample unless ``deterministic``), the value (n,), the
+        action's log-probability (n,) and the new actor and critic states."""
         x, t = self.features(obs)
         mean, actor_state = self.actor.model.step_states(x, actor_state, t, episode_starts)
-        value, critic_state = self.critic.step_states(x, critic_state, t, episode_starts)
+        value, critic_state = self.critic.step_states(self.critic_inputs(x, full), critic_state, t, episode_starts)
         if deterministic:
             action = mean
         else:
@@ -241,18 +292,21 @@ class ActorCritic(nn.Module):
         return action, value.squeeze(-1), self.log_prob(action, mean), actor_state, critic_state
 
     @torch.no_grad()
-    def value_step(self, obs: Tensor, critic_state: States) -> Tensor:
-        """The critic's value (n,) of ``obs`` (n, obs_width) continuing from ``critic_state``
-        (bootstrapping a truncated episode from its final observation)."""
+    def value_step(self, obs: Tensor, critic_state: States, full: Optional[Tensor] = None,
+                   episode_starts: Optional[Tensor] = None) -> Tensor:
+        """The critic's value (n,) of ``obs`` (n, obs_width) (and ``full``, for a privileged
+        critic) continuing from ``critic_state`` (bootstrapping a truncated episode from its final
+        observation, or a rollout from its last)."""
         x, t = self.features(obs)
-        value, _ = self.critic.step_states(x, critic_state, t)
+        value, _ = self.critic.step_states(self.critic_inputs(x, full), critic_state, t, episode_starts)
         return value.squeeze(-1)
 
     # -- update: whole padded sequences ------------------------------------------------------
     def evaluate(self, obs: Tensor, actions: Tensor, episode_starts: Tensor, actor_state: States,
-                 critic_state: States) -> SequenceEvaluation:
+                 critic_state: States, full: Optional[Tensor] = None) -> SequenceEvaluation:
         """Sequences: ``obs`` (B, L, obs_width), ``actions`` (B, L, A) normalised, ``episode_starts``
-        (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time."""
+        (B, L) bool, states (B, H) at each sequence's first step as stored at rollout time;
+        ``full`` (B, L, n_full) the privileged critic's full observations."""
         x, t = self.features(obs)
         model = self.actor.model
         estimate = None
@@ -261,7 +315,7 @@ class ActorCritic(nn.Module):
         else:
             features, _ = model.forward_features(x, from_states(actor_state), t, episode_starts)
             mean, estimate = model.output_from_features(features), self.state_head(features)
-        values, _ = self.critic.run_states(x, critic_state, t, episode_starts)
+        values, _ = self.critic.run_states(self.critic_inputs(x, full), critic_state, t, episode_starts)
         return SequenceEvaluation(values.squeeze(-1), self.log_prob(actions, mean), self.entropy(), mean, estimate)
 
     # -- stable-baselines3's recurrent contract ------------------------------------------------

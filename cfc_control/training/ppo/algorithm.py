@@ -27,7 +27,8 @@ What is rewritten, and why:
   ``teacher_coef`` times the squared distance from the actor's mean action to it: PPO that
   improves on a student while kept near what its teacher would do. With ``aux_state_coef`` > 0
   every step also records the env's full observation (MuJoCo's ``_get_obs``, read before the
-  step like the teacher's label) and the actor learns to estimate it (:mod:`.loss`).
+  step like the teacher's label) and the actor learns to estimate it (:mod:`.loss`); with
+  ``critic_input="full"`` the critic reads it (a privileged critic, :mod:`.actor_critic`).
 * ``learn``: SB3's loop, except that the logs are written *after* the update, so each row holds
   the rollout and the update of the same iteration, the observation statistics are updated after
   the update (the update must see the normalisation its rollout used, or the PPO ratio is off),
@@ -134,7 +135,7 @@ class SequencePPO(OnPolicyAlgorithm):
         self.rollout_time_s = 0.0
         self.update_time_s = 0.0
         # The envs the labels read, found once: labelling runs every rollout step.
-        full_state = config.aux_state_coef > 0
+        full_state = config.aux_state_coef > 0 or config.critic_input == "full"
         labelled = teacher is not None or full_state
         self.labels = StepLabels(self._env_copies() if labelled else [], teacher, full_state)
         self._setup_model()
@@ -152,13 +153,22 @@ class SequencePPO(OnPolicyAlgorithm):
             # A critic "same" as a fresh actor gets the actor's model arguments too; one around a
             # given actor gets its kind and size (ActorCritic.build).
             critic_kw = self.model_kw if fresh and self.config.critic == "same" else None
+            critic_normalizer = None
+            if self.config.critic_input == "full":
+                n_full = self.labels.state_width
+                critic_normalizer = (ObsNormalizer(np.zeros(n_full), np.ones(n_full), clip=self.config.obs_clip)
+                                     if self.config.normalize_obs else ObsNormalizer.identity(n_full))
             policy = ActorCritic.build(actor, critic=self.config.critic, log_std_init=self.config.log_std_init,
-                                       dt_channel=self.dt_channel, critic_kw=critic_kw)
+                                       dt_channel=self.dt_channel, critic_kw=critic_kw,
+                                       critic_normalizer=critic_normalizer)
             if self.config.time_gate_init == "zero":
                 zero_time_gate(policy.critic)  # a fresh critic; a fresh actor's is zeroed when built
-        if self.labels.full_state and policy.state_head is None:
+        if policy.privileged != (self.config.critic_input == "full"):
+            raise ValueError(f"critic_input={self.config.critic_input!r}, but the given actor-critic's critic "
+                             f"{'reads' if policy.privileged else 'does not read'} the full observation")
+        if self.config.aux_state_coef > 0 and policy.state_head is None:
             policy.attach_state_head(self.labels.state_width)
-        elif not self.labels.full_state:
+        elif self.config.aux_state_coef == 0:
             policy.state_head = None  # a given ActorCritic's head trains only with aux_state_coef > 0
         width = int(self.observation_space.shape[0])
         if policy.obs_width != width or policy.n_act != int(self.action_space.shape[0]):
@@ -203,6 +213,17 @@ class SequencePPO(OnPolicyAlgorithm):
         """The envs of an in-process VecEnv (what a teacher and the state labels read)."""
         return in_process_envs(self.env, "a teacher or the state estimate")
 
+    def _critic_full(self, full: Optional[np.ndarray], row: bool = False) -> Optional[torch.Tensor]:
+        """Full observations (n, n_full), or one (n_full,) as a row, as the privileged critic's
+        input; None for another critic."""
+        if not self.policy.privileged:
+            return None
+        if full is None:
+            raise ValueError("the privileged critic needs the full observation of every state it values; "
+                             "the env gave none (its VecEnv must be this project's InProcessVecEnv)")
+        full_t = torch.as_tensor(np.asarray(full), dtype=torch.float32, device=self.device)
+        return full_t[None] if row else full_t
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
                          n_rollout_steps: int) -> bool:
         """Fill the buffer with ``n_rollout_steps`` steps of every env (see the module docstring)."""
@@ -221,7 +242,7 @@ class SequencePPO(OnPolicyAlgorithm):
             obs_t = torch.as_tensor(self._last_obs, dtype=torch.float32, device=self.device)
             starts_t = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=self.device)
             actions, values, log_probs, next_actor, next_critic = self.policy.act(
-                obs_t, actor_state, critic_state, starts_t)
+                obs_t, actor_state, critic_state, starts_t, full=self._critic_full(full_observations))
             env_actions = self.policy.actor.to_action(actions).cpu().numpy()
             new_obs, rewards, dones, infos = env.step(env_actions)
             self.num_timesteps += env.num_envs
@@ -235,7 +256,8 @@ class SequencePPO(OnPolicyAlgorithm):
                 if final is not None and infos[idx].get("TimeLimit.truncated", False):
                     row = tuple(s[idx:idx + 1] for s in next_critic)
                     final_t = torch.as_tensor(np.asarray(final)[None], dtype=torch.float32, device=self.device)
-                    rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row)[0])
+                    final_full = self._critic_full(infos[idx].get("terminal_full_observation"), row=True)
+                    rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row, final_full)[0])
             rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
                                log_probs, states={"actor": actor_state, "critic": critic_state},
                                teacher_actions=teacher_actions, full_observations=full_observations)
@@ -243,11 +265,10 @@ class SequencePPO(OnPolicyAlgorithm):
             self._last_episode_starts = dones
             actor_state, critic_state = next_actor, next_critic
         self._last_states = (actor_state, critic_state)
-        with torch.no_grad():
-            x, t = self.policy.features(torch.as_tensor(new_obs, dtype=torch.float32, device=self.device))
-            last_values, _ = self.policy.critic.step_states(x, critic_state, t,
-                                                            torch.as_tensor(dones, device=self.device).bool())
-        rollout_buffer.compute_returns_and_advantage(last_values=last_values.squeeze(-1), dones=dones)
+        last_values = self.policy.value_step(torch.as_tensor(new_obs, dtype=torch.float32, device=self.device),
+                                             critic_state, self._critic_full(self.labels.full_observations()),
+                                             torch.as_tensor(dones, device=self.device).bool())
+        rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         callback.update_locals(locals())
         callback.on_rollout_end()
         self.rollout_time_s += time.perf_counter() - start
@@ -309,13 +330,10 @@ class SequencePPO(OnPolicyAlgorithm):
         self.update_time_s += time.perf_counter() - start
 
     def _update_obs_normalizer(self) -> None:
-        """Merge this rollout's observations (Δt channel excluded) into the actor's normaliser."""
-        if not self.config.normalize_obs:
-            return
-        obs = self.rollout_buffer.observations.reshape(-1, self.policy.obs_width)
-        normalizer = self.policy.actor.obs_normalizer
-        normalizer.update(self.policy.split_observations(obs))
-        self.policy.actor.set_normalizer(normalizer)
+        """Merge this rollout's observations (Δt channel excluded) into the actor's normaliser,
+        and its full observations into a privileged critic's."""
+        if self.config.normalize_obs:
+            self.policy.update_normalizers(self.rollout_buffer.observations, self.rollout_buffer.full_observations)
 
     def learn(self, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 1,
               tb_log_name: str = "SequencePPO", reset_num_timesteps: bool = True, progress_bar: bool = False,

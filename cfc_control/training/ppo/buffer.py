@@ -21,9 +21,10 @@ tensors it is, and the sequences start from those tensors.
 * **Padding and masking.** Sequences are right-padded to the longest in their minibatch; the
   padded steps come after the real ones (they cannot influence them) and ``mask`` removes them
   from every loss term.
-* **State labels** (``state_width`` > 0): each step's full simulator observation, for the
-  actor's auxiliary state estimate; served standardised by the rollout's own per-channel mean and
-  standard deviation (floored at 0.01), so every channel weighs alike in the loss.
+* **State labels** (``state_width`` > 0): each step's full simulator observation, served as it is
+  (for a privileged critic) and standardised by the rollout's own per-channel mean and standard
+  deviation (floored at 0.01; the target of the actor's auxiliary state estimate, so that every
+  channel weighs alike in its loss).
 * **Minibatches** hold whole sequences adding up to about ``batch_size`` env steps, in a random
   order (``torch.randperm``, so a restored torch RNG replays it). Building them is index
   arithmetic over the whole rollout (:func:`cut_sequences`): no per-step Python loop.
@@ -106,7 +107,8 @@ class SequenceBatch:
     ``episode_starts`` (B, L) bool (true at most at step 0), ``mask`` (B, L) 1.0 for real steps,
     ``states`` each network's state at the sequences' first steps, ``sequence_ids`` (B,);
     ``teacher_actions`` (B, L, A) normalised, when the rollout was labelled by a teacher;
-    ``state_targets`` (B, L, n_full) the standardised full observations, with state labels."""
+    ``full_observations`` (B, L, n_full) and ``state_targets`` (the same standardised), with
+    state labels."""
 
     observations: Tensor
     actions: Tensor
@@ -119,6 +121,7 @@ class SequenceBatch:
     states: Dict[str, States]
     sequence_ids: np.ndarray
     teacher_actions: Optional[Tensor] = None
+    full_observations: Optional[Tensor] = None
     state_targets: Optional[Tensor] = None
 
 
@@ -220,6 +223,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         if self.full_observations is not None:
             full = flat(self.full_observations)
             centre, spread = full.mean(0), full.std(0, unbiased=False).clamp_min(1e-2)
+            self._flat["full_observations"] = full
             self._flat["state_targets"] = (full - centre) / spread
         self._first_states = {
             name: tuple(t.transpose(0, 1).reshape(self.buffer_size * self.n_envs, t.shape[-1])[first] for t in tensors)
@@ -260,6 +264,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
             states=states,
             sequence_ids=ids,
             teacher_actions=data["teacher_actions"][take] if "teacher_actions" in data else None,
+            full_observations=data["full_observations"][take] if "full_observations" in data else None,
             state_targets=data["state_targets"][take] if "state_targets" in data else None,
         )
 

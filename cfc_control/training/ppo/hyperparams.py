@@ -50,6 +50,8 @@ class PPOConfig:
                                     # (off: a fresh actor has none, a given one keeps its own)
     obs_clip: float = 10.0
     critic: str = "same"            # critic model (cfc_control.models name), "same" as the actor
+    critic_input: str = "observation"  # what the critic reads: "observation" (the actor's) or "full" (the env's
+                                       # full observation: a privileged critic; needs MuJoCo envs in this process)
     critic_warmup: int = 0          # first iterations train the critic only (for --init-from)
     time_gate_init: str = "reference"  # fresh CfC actor and critic: "zero" starts the gate's Δt weight t_a at 0
     teacher_coef: float = 0.0       # weight of the squared distance from the actor's mean action to a teacher's
@@ -76,6 +78,8 @@ class PPOConfig:
             raise ValueError(f"PPOConfig.lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         if self.critic != "same" and self.critic not in available():
             raise ValueError(f"PPOConfig.critic must be 'same' or one of {available()}, got {self.critic!r}")
+        if self.critic_input not in ("observation", "full"):
+            raise ValueError(f"PPOConfig.critic_input must be 'observation' or 'full', got {self.critic_input!r}")
         if self.time_gate_init not in ("reference", "zero"):
             raise ValueError(f"PPOConfig.time_gate_init must be 'reference' or 'zero', got {self.time_gate_init!r}")
         if self.critic_warmup < 0:

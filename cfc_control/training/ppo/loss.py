@@ -49,10 +49,10 @@ def minibatch_loss(policy: ActorCritic, batch: SequenceBatch, cfg: PPOConfig, *,
                    critic_only: bool = False) -> MinibatchLoss:
     """The loss of ``batch`` under ``policy`` with ``cfg``'s coefficients."""
     values, log_prob, entropy, mean_action, estimate = policy.evaluate(
-        batch.observations, batch.actions, batch.episode_starts, batch.states["actor"], batch.states["critic"])
-    if (estimate is None) != (batch.state_targets is None):
-        raise ValueError("the actor's state head and the rollout's state labels go together "
-                         f"(head: {estimate is not None}, labels: {batch.state_targets is not None})")
+        batch.observations, batch.actions, batch.episode_starts, batch.states["actor"], batch.states["critic"],
+        batch.full_observations if policy.privileged else None)
+    if estimate is not None and batch.state_targets is None:
+        raise ValueError("the actor has a state head, but the rollout holds no state labels to train it on")
     mask = batch.mask
     count = mask.sum()
     advantages = batch.advantages

@@ -4,8 +4,9 @@
     <dir>/ppo.safetensors    log_std, the state head's weights ("state_head.*", with aux_state_coef),
                              and the optimiser's tensors ("optimizer.state.<param>.<name>")
     <dir>/ppo.json           format version, hyperparameters, counters (env steps, iterations,
-                             gradient passes), the reward normaliser's return statistics, and the
-                             optimiser's scalars and param groups
+                             gradient passes), the reward normaliser's return statistics, a
+                             privileged critic's observation statistics, and the optimiser's
+                             scalars and param groups
 
 The actor is not here: it is the policy directory (``SequencePPO.save_policy``). The directory is
 written under a temporary name and renamed, so a crash leaves either the old one or the new one.
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from cfc_control.files import atomic_directory, read_json
 from cfc_control.models.io import load_model, save_model
+from cfc_control.policies import ObsNormalizer
 from cfc_control.training.checkpoint import optimizer_from_files, optimizer_to_files
 from cfc_control.training.ppo.vec_env import (
     restore_reward_normalizer,
@@ -64,6 +66,7 @@ def state_parts(algo: "SequencePPO") -> Tuple[Dict[str, torch.Tensor], Dict[str,
         "n_updates": int(algo._n_updates),
         "config": algo.config.to_dict(),
         "reward_normalizer": reward_normalizer_state(algo.env),
+        "critic_normalizer": None if algo.policy.critic_normalizer is None else algo.policy.critic_normalizer.to_config(),
     }
     return tensors, {CRITIC: algo.policy.critic}, meta
 
@@ -83,6 +86,12 @@ def restore_parts(algo: "SequencePPO", tensors: Dict[str, torch.Tensor], critic:
                          f"the policy's is {tuple(algo.policy.log_std.shape)}")
     with torch.no_grad():
         algo.policy.log_std.copy_(log_std)
+    if algo.policy.privileged:
+        saved = meta.get("critic_normalizer")
+        if saved is None:
+            raise ValueError(f"{where}: the saved critic reads no full observation, this algorithm's does "
+                             "(critic_input='full')")
+        algo.policy.set_critic_normalizer(ObsNormalizer.from_config(saved, algo.policy.critic_normalizer.size))
     head = algo.policy.state_head
     saved_head = {k[len(STATE_HEAD):]: v for k, v in tensors.items() if k.startswith(STATE_HEAD)}
     if (head is None) != (not saved_head):
