@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from cfc_control.policies import load_policy
 from cfc_control.training.ppo import PPOConfig, SequencePPO, config_for, make_task_vec_env
 from ppo_toy_env import CueEnv
+from ppo_rollout import one_rollout
 
 TASK = "InvertedPendulum-Pos-Irregular"
 
@@ -26,11 +27,7 @@ def _tiny(**kw):
 
 
 def _rollout(algo):
-    algo._setup_learn(10_000, None, True, "test", False)
-    callback = CallbackList([])
-    callback.init_callback(algo)
-    assert algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
-    return algo.rollout_buffer
+    return one_rollout(algo)[0]
 
 
 @pytest.mark.parametrize("name", ["cfc", "cfc-mm", "lstm", "mlp"])

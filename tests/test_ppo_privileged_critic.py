@@ -4,10 +4,10 @@ env's full observation, which the deployed actor never sees."""
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.callbacks import CallbackList
 
 from cfc_control.policies import load_policy
 from cfc_control.training.ppo import PPOConfig, SequencePPO, config_for, make_task_vec_env
+from ppo_rollout import one_rollout
 
 TASK = "InvertedPendulum-Pos-Irregular"  # observes 2 positions; the full observation has 4 channels
 
@@ -18,11 +18,7 @@ def _config(**kw):
 
 
 def _rollout(algo):
-    algo._setup_learn(10_000, None, True, "test", False)
-    callback = CallbackList([])
-    callback.init_callback(algo)
-    assert algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
-    return algo.rollout_buffer
+    return one_rollout(algo)[0]
 
 
 @pytest.mark.parametrize("model", ["cfc", "lstm"])

@@ -4,7 +4,6 @@ the env's full observation, and a head on the actor's features learning to estim
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -12,6 +11,7 @@ from cfc_control.policies import load_policy
 from cfc_control.training.ppo import PPOConfig, SequencePPO, config_for
 from cfc_control.training.ppo.loss import minibatch_loss
 from ppo_toy_env import CueEnv
+from ppo_rollout import one_rollout
 
 TASK = "InvertedPendulum-Pos-Irregular"  # observes 2 positions; the full observation has 4 channels
 
@@ -22,13 +22,8 @@ def _algo(aux_state_coef=1.0, model="cfc", **kw):
     return SequencePPO(TASK, model, config, model_kw={"units": 8}, seed=0)
 
 
-def _rollout(algo):
-    algo._setup_learn(10_000, None, True, "test", False)
-    callback = CallbackList([])
-    callback.init_callback(algo)
-    first = np.stack([env.unwrapped._get_obs() for env in algo._env_copies()])  # what the first step shows
-    assert algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
-    return algo.rollout_buffer, first
+def _rollout(algo):  # the buffer, and the full observations the first step shows
+    return one_rollout(algo, lambda a: np.stack([env.unwrapped._get_obs() for env in a._env_copies()]))
 
 
 def test_every_rollout_step_is_labelled_with_the_full_observation_of_its_state():

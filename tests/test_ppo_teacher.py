@@ -6,7 +6,6 @@ import csv
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.callbacks import CallbackList
 
 from cfc_control import train
 from cfc_control.experts import make_expert
@@ -14,6 +13,7 @@ from cfc_control.policies import read_card
 from cfc_control.tasks import make_env
 from cfc_control.training.ppo import SequencePPO, config_for
 from cfc_control.training.ppo.loss import minibatch_loss
+from ppo_rollout import one_rollout
 
 TASK = "InvertedPendulum-Pos-Irregular"
 
@@ -25,14 +25,8 @@ def _algo(teacher_coef=1.0, teacher="lqr-scheduled", **kw):
     return SequencePPO(TASK, "cfc", config, model_kw={"units": 8}, seed=0, teacher=expert)
 
 
-def _rollout(algo):
-    algo._setup_learn(10_000, None, True, "test", False)
-    callback = CallbackList([])
-    callback.init_callback(algo)
-    copies = algo._env_copies()
-    first = np.stack([algo.teacher.act(env) for env in copies])  # the states the first observations show
-    assert algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
-    return algo.rollout_buffer, first
+def _rollout(algo):  # the buffer, and the teacher's actions in the states the first observations show
+    return one_rollout(algo, lambda a: np.stack([a.teacher.act(env) for env in a._env_copies()]))
 
 
 def test_every_rollout_step_is_labelled_with_the_teachers_action_for_its_state():
