@@ -50,7 +50,9 @@ def test_shipped_policy_card_and_rollout(directory):
 # Evaluation is deterministic (repeats, 1 or 2 threads, batch 20 or 32: bit-identical), so a card
 # reproduces to its rounding, but only with the packages it was recorded with: on HalfCheetah and
 # Walker2d float-level differences grow into different episodes. Five cards recorded on
-# 2026-11-27 were re-evaluated on 2026-11-30 (torch 2.13.0, mujoco 4.0.0, gymnasium 1.4.0).
+# 2026-11-27 were re-evaluated on 2026-11-30 (torch 2.13.0, mujoco 4.0.0, gymnasium 1.4.0). The
+# same packages on another CPU differ in the same way (2026-12-01): there the locomotion cards
+# hold to their sampling error, not to their rounding.
 COLUMNS = [(d, t) for d in SHIPPED for t in read_card(d)["evaluation"]]  # steady 0.5x and 2x too, where recorded
 
 
@@ -66,4 +68,14 @@ def test_eval_reproduces_every_card_column(directory, timing):
     result = evaluate(directory, card["task"], timing=entry["timing_spec"], episodes=entry["episodes"],
                       seed=entry["seed"])
     ok, _ = compare_with_card(entry, result.mean, result.std)
+    if not ok and card["task"].split("/")[-1].split("-")[0] in CHAOTIC:
+        # Another CPU's kernels round differently in the last bit, and on these tasks that grows
+        # into other episodes (seen 2026-12-01: HalfCheetah 7386 against the card's 7321 on a
+        # machine whose packages equal the recording's). What holds there is the card's mean to
+        # within its sampling error: three standard errors of 20 episodes.
+        error = max(entry["std"], result.std) / np.sqrt(entry["episodes"])
+        ok = abs(result.mean - entry["mean"]) <= 3 * error
     assert ok, f"{directory.name}: {timing} {result.mean:.4f} ± {result.std:.4f} vs card {entry['mean']} ± {entry['std']}"
+
+
+CHAOTIC = ("HalfCheetah", "Hopper", "Walker2d", "Swimmer")  # locomotion: contacts amplify rounding
