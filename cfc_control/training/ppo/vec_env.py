@@ -39,13 +39,13 @@ class InProcessVecEnv(DummyVecEnv):
 
     def step_wait(self):  # type: ignore[override]
         for i, env in enumerate(self.envs):
-            full_observation = getattr(env.unwrapped, "_get_obs", None)
             obs, self.buf_rews[i], terminated, truncated, info = env.step(self.actions[i])
             info = dict(info)
             self.buf_dones[i] = terminated or truncated
             info["TimeLimit.truncated"] = truncated and not terminated
             if self.buf_dones[i]:
                 info["terminal_observation"] = obs
+                full_observation = getattr(env.unwrapped, "_get_obs", None)  # looked up at episode ends only
                 if full_observation is not None:  # a privileged critic values the final state by it
                     info["terminal_full_observation"] = np.asarray(full_observation(), dtype=np.float32)
                 obs, self.reset_infos[i] = env.reset()
