@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from cfc_control import eval as eval_cli
+from cfc_control.episodes.evaluation import evaluate
 from cfc_control.policies import read_card, write_card
 from cfc_control.policies.__main__ import main as policies_main
 from cfc_control.policies.catalog import catalog, compare_with_card, markdown_table
+from cfc_control.tasks import task_info
 
 SHIPPED = Path(__file__).resolve().parents[1] / "policies"
 DEFAULT = SHIPPED / "cfc-invertedpendulum-pos-irregular"
@@ -65,18 +67,48 @@ def test_policies_cli(capsys, tmp_path):
 def test_compare_with_card_needs_the_cards_numbers_to_its_rounding():
     """Evaluation is deterministic: a re-run reproduces the card, so a difference within the
     card's std is a different policy or environment, not noise."""
-    card = {"mean": 100.0, "std": 10.0}
-    assert compare_with_card(card, 100.0004, 10.0004) == (True, pytest.approx(0.0004))
-    assert not compare_with_card(card, 109.0, 10.0)[0]  # within the spread, not the same episodes
-    assert not compare_with_card(card, 100.002, 10.0)[0]
-    assert not compare_with_card(card, 100.0, 10.002)[0]  # the std is compared too
-    assert compare_with_card({"mean": 9359.7, "std": 0.0}, 9359.7 + 0.0012, 0.0)[0]  # 1e-6 relative
-    assert not compare_with_card({"mean": 1000.0, "std": 0.0}, 999.0, 0.0)[0]
+    card = {"mean": 100.0, "std": 10.0, "episodes": 20}
+    assert compare_with_card(card, 100.0004, 10.0004) == ("reproduced", pytest.approx(0.0004))
+    assert not compare_with_card(card, 109.0, 10.0).ok  # within the spread, not the same episodes
+    assert not compare_with_card(card, 100.002, 10.0).ok
+    assert not compare_with_card(card, 100.0, 10.002).ok  # the std is compared too
+    assert compare_with_card({"mean": 9359.7, "std": 0.0}, 9359.7 + 0.0012, 0.0).ok  # 1e-6 relative
+    assert not compare_with_card({"mean": 1000.0, "std": 0.0}, 999.0, 0.0).ok
 
 
-def _copy_with_card(tmp_path, edit):
+def test_a_rounding_sensitive_task_holds_its_card_to_three_standard_errors():
+    """Locomotion on another CPU: other episodes, the same policy. 3 x 10 / sqrt(20) = 6.7."""
+    card = {"mean": 100.0, "std": 10.0, "episodes": 20}
+    assert compare_with_card(card, 106.0, 10.0, rounding_sensitive=True) == ("within sampling error", 6.0)
+    assert compare_with_card(card, 93.6, 9.0, rounding_sensitive=True).ok
+    assert not compare_with_card(card, 107.0, 10.0, rounding_sensitive=True).ok  # another policy
+    assert compare_with_card(card, 100.0, 10.0, rounding_sensitive=True).verdict == "reproduced"
+    assert all(task_info(f"{family}-Pos-Jitter")["rounding_sensitive"]
+               for family in ("HalfCheetah", "Hopper", "Walker2d", "Swimmer"))
+    assert not any(task_info(f"{family}-Pos-Jitter")["rounding_sensitive"]
+                   for family in ("InvertedPendulum", "InvertedDoublePendulum", "Reacher"))
+
+
+def test_eval_card_reports_a_locomotion_column_within_its_sampling_error(tmp_path, capsys):
+    shipped = SHIPPED / "cfc-dagger-swimmer-pos-irregular"
+    entry = dict(read_card(shipped)["evaluation"]["Jitter"], episodes=2)
+    result = evaluate(shipped, read_card(shipped)["task"], timing=entry["timing_spec"], episodes=2, seed=entry["seed"])
+    shift = result.std / 2 ** 0.5  # one standard error: other episodes could give this
+
+    def shifted(card, by):
+        card["evaluation"]["Jitter"] = dict(entry, mean=result.mean + by, std=result.std)
+
+    near = _copy_with_card(tmp_path / "near", lambda c: shifted(c, shift), source=shipped)
+    assert eval_cli.main([str(near), "--card"]) == 0
+    assert "within sampling error" in capsys.readouterr().out
+    far = _copy_with_card(tmp_path / "far", lambda c: shifted(c, 4 * shift), source=shipped)
+    assert eval_cli.main([str(far), "--card"]) == 1
+    assert "OUTSIDE" in capsys.readouterr().out
+
+
+def _copy_with_card(tmp_path, edit, source=DEFAULT):
     d = tmp_path / "p"
-    shutil.copytree(DEFAULT, d)
+    shutil.copytree(source, d)
     card = read_card(d)
     card["evaluation"] = {"Jitter": card["evaluation"]["Jitter"]}
     edit(card)

@@ -201,6 +201,8 @@ def test_walker_has_no_reward_threshold():
          "obs_size = 4\nact_size = 1\nvelocity_indices = [2, 4]\n", "velocity_indices"),
         ("name = 'X'\ngym_id = 'X-v5'\nnominal_dt = '0.01'\nmax_episode_steps = 10\n"
          "obs_size = 4\nact_size = 1\nvelocity_indices = [2]\n", "nominal_dt"),
+        ("name = 'X'\ngym_id = 'X-v5'\nnominal_dt = 0.01\nmax_episode_steps = 10\n"
+         "obs_size = 4\nact_size = 1\nvelocity_indices = [2]\nrounding_sensitive = 1\n", "rounding_sensitive"),
         ("name = [\n", "not valid TOML"),
     ],
 )

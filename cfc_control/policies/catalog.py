@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Union
 
 from cfc_control.policies.directory import read_card
 
@@ -107,13 +107,43 @@ def _duration(seconds: Any) -> str:
 # summation order. A looser bound (the card's std, say) would pass a re-run of a changed policy.
 CARD_RELATIVE_TOLERANCE = 1e-6
 CARD_ROUNDING = 5e-4
+# Except on another CPU for a rounding-sensitive task (locomotion: contacts grow a last-bit
+# difference of a float kernel into other episodes; seen 2026-12-01, HalfCheetah 7386 against its
+# card's 7321 with the recording's very packages). There the card holds to its sampling error:
+# the means within three standard errors of the card's episodes.
+CARD_STANDARD_ERRORS = 3.0
 
 
-def compare_with_card(card_entry: Dict[str, Any], mean: float, std: float) -> Tuple[bool, float]:
-    """Whether a new evaluation reproduces the card's entry (mean and std, each within
-    CARD_ROUNDING + CARD_RELATIVE_TOLERANCE * |value|), and the difference of the means."""
+class CardCheck(NamedTuple):
+    """How a re-evaluation compares with a card's entry: ``verdict`` is "reproduced" (to the
+    card's rounding), "within sampling error" (a rounding-sensitive task only) or "outside";
+    ``diff`` is the new mean minus the card's."""
+
+    verdict: str
+    diff: float
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != "outside"
+
+
+def compare_with_card(card_entry: Dict[str, Any], mean: float, std: float,
+                      rounding_sensitive: bool = False) -> CardCheck:
+    """Compare a new evaluation (mean, std) with the card's entry (mean, std, episodes).
+
+    Reproduced: mean and std each within CARD_ROUNDING + CARD_RELATIVE_TOLERANCE * |value|. For a
+    ``rounding_sensitive`` task, failing that, within sampling error: |mean - card mean| at most
+    CARD_STANDARD_ERRORS * max(std, card std) / sqrt(episodes).
+    """
     def same(new: float, recorded: float) -> bool:
         return abs(new - recorded) <= CARD_ROUNDING + CARD_RELATIVE_TOLERANCE * abs(recorded)
 
-    diff = float(mean) - float(card_entry["mean"])
-    return same(float(mean), float(card_entry["mean"])) and same(float(std), float(card_entry["std"])), diff
+    recorded_mean, recorded_std = float(card_entry["mean"]), float(card_entry["std"])
+    diff = float(mean) - recorded_mean
+    if same(float(mean), recorded_mean) and same(float(std), recorded_std):
+        return CardCheck("reproduced", diff)
+    if rounding_sensitive:
+        error = max(float(std), recorded_std) / math.sqrt(int(card_entry["episodes"]))
+        if abs(diff) <= CARD_STANDARD_ERRORS * error:
+            return CardCheck("within sampling error", diff)
+    return CardCheck("outside", diff)

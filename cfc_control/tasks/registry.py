@@ -198,7 +198,7 @@ def task_info(name: str) -> dict[str, Any]:
 
     Keys: id, base_env, obs, timing (preset name or spec), timing_spec (seconds), nominal_dt (s),
     horizon_s, max_steps (steps at the nominal period), reward_threshold (None if Gymnasium has
-    none), obs_size, act_size. For a ``cfc_control`` task this reads the data only; for another
+    none), obs_size, act_size, rounding_sensitive (see ``TaskFamily``). For a ``cfc_control`` task this reads the data only; for another
     Gymnasium id it builds the env once.
     """
     env_id = resolve_env_id(name)
@@ -220,6 +220,7 @@ def task_info(name: str) -> dict[str, Any]:
             "reward_threshold": family.reward_threshold,
             "obs_size": family.obs_size - removed,
             "act_size": family.act_size,
+            "rounding_sensitive": family.rounding_sensitive,
         }
     env = gym.make(env_id, disable_env_checker=True)
     try:
@@ -237,6 +238,7 @@ def task_info(name: str) -> dict[str, Any]:
             "reward_threshold": spec.reward_threshold,
             "obs_size": gym.spaces.flatdim(env.observation_space),
             "act_size": gym.spaces.flatdim(env.action_space),
+            "rounding_sensitive": False,
         }
     finally:
         env.close()

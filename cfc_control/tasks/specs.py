@@ -31,7 +31,7 @@ _REQUIRED = {
     "act_size": int,
     "velocity_indices": list,
 }
-_OPTIONAL = {"reward_threshold": float, "unobserved_velocity_indices": list}
+_OPTIONAL = {"reward_threshold": float, "unobserved_velocity_indices": list, "rounding_sensitive": bool}
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,10 @@ class TaskFamily:
     of coordinates the stock observation leaves out (a walker's forward position x: its speed
     cannot be told from the positions it sees; removed by PosVel as well). ``nominal_dt`` and
     ``max_episode_steps`` are the stock control period in seconds and the stock TimeLimit, whose
-    product is the episode length in simulated seconds (``horizon_s``).
+    product is the episode length in simulated seconds (``horizon_s``). ``rounding_sensitive``
+    families (contacts, long chains of bodies) turn a last-bit difference in a float kernel into
+    another episode: evaluated on another CPU, their returns agree to sampling error, not to
+    rounding.
     """
 
     name: str
@@ -56,6 +59,7 @@ class TaskFamily:
     velocity_indices: tuple[int, ...]
     source: Path
     unobserved_velocity_indices: tuple[int, ...] = ()
+    rounding_sensitive: bool = False
 
     @property
     def horizon_s(self) -> float:
@@ -85,7 +89,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _check_type(path: Path, key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ValueError(
             f"{path}: key {key!r} must be a {kind.__name__}, got {type(value).__name__} {value!r}"
         )
@@ -137,6 +141,7 @@ def _parse_family(path: Path, raw: dict[str, Any]) -> TaskFamily:
         velocity_indices=tuple(sorted(indices)),
         source=path,
         unobserved_velocity_indices=tuple(sorted(unobserved)),
+        rounding_sensitive=_check_type(path, "rounding_sensitive", raw.get("rounding_sensitive", False), bool),
     )
 
 
