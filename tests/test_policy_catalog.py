@@ -55,6 +55,17 @@ def test_catalog_shows_the_steady_periods_when_a_card_has_them():
     assert head.endswith("| 0.5x | 2x |") and row.endswith("| 850 ± 3 | 700 ± 40 |")
 
 
+def test_a_steady_period_evaluated_as_a_spec_fills_its_column():
+    # A training command's --eval-timings fixed:0.004 on the 0.008 s Hopper is the 0.5x column.
+    name = "cfc-ppo-hopper-pos-irregular"
+    card = read_card(SHIPPED / name)
+    assert card["evaluation"]["fixed:0.004"]["timing_spec"] == "fixed:0.004" and "0.5x" not in card["evaluation"]
+    row = {r["name"]: r for r in catalog(SHIPPED)}[name]
+    assert row["evaluation"]["0.5x"][0] == card["evaluation"]["fixed:0.004"]["mean"]
+    assert row["evaluation"]["2x"][0] == card["evaluation"]["fixed:0.016"]["mean"]
+    assert "Fixed" not in row["evaluation"]  # not evaluated: an empty cell, not another timing's
+
+
 def test_policies_cli(capsys, tmp_path):
     assert policies_main([str(SHIPPED)]) == 0
     assert DEFAULT.name in capsys.readouterr().out

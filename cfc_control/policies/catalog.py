@@ -15,12 +15,15 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Union
 
+from cfc_control.files import read_json
 from cfc_control.policies.directory import read_card
 
 CARD_TIMINGS = ("Fixed", "Jitter", "Irregular")
-# Steady half and double periods: recorded by the students the zoo ships (columns shown when any
-# card has them).
+# Steady half and double periods: recorded by the students the zoo ships under these names, by a
+# training command as the spec (``--eval-timings fixed:0.004`` on a 0.008 s task); columns shown
+# when any card has them.
 STEADY_TIMINGS = ("0.5x", "2x")
+STEADY_FACTORS = {"0.5x": 0.5, "2x": 2.0}
 
 
 def policy_dirs(root: Union[str, "os.PathLike[str]"]) -> List[Path]:
@@ -58,10 +61,43 @@ def catalog(root: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
             "budget": _budget(card),
             "training_time_s": card.get("training_time_s"),
             "seed": card.get("seed") if teacher else (card.get("seeds") or {}).get("run"),
-            "evaluation": {t: (evaluation[t]["mean"], evaluation[t]["std"], evaluation[t]["episodes"])
-                           for t in (*CARD_TIMINGS, *STEADY_TIMINGS) if t in evaluation},
+            "evaluation": {t: (e["mean"], e["std"], e["episodes"])
+                           for t, e in _by_table_timing(evaluation, _nominal_dt(d)).items()},
         })
     return rows
+
+
+def _nominal_dt(directory: Path) -> Any:
+    """The policy's nominal period (s) from its config.json; None when it records none."""
+    policy = read_json(directory / "config.json", "no config.json").get("policy")
+    time = policy.get("time") if isinstance(policy, dict) else None
+    return time.get("nominal_dt") if isinstance(time, dict) else None
+
+
+def _by_table_timing(evaluation: Dict[str, Any], nominal_dt: Any) -> Dict[str, Any]:
+    """A card's evaluation entries under the table's column names: the entries named so, and for
+    a steady column a card lacks, its entry whose spec is that steady period (``fixed:0.004`` is
+    0.5x of 0.008 s)."""
+    found = {t: evaluation[t] for t in (*CARD_TIMINGS, *STEADY_TIMINGS) if t in evaluation}
+    if not isinstance(nominal_dt, (int, float)) or nominal_dt <= 0:
+        return found
+    for name, factor in STEADY_FACTORS.items():
+        for entry in evaluation.values():
+            if name not in found and _steady_period(entry.get("timing_spec")) is not None \
+                    and math.isclose(_steady_period(entry["timing_spec"]), factor * nominal_dt, rel_tol=1e-9):
+                found[name] = entry
+    return found
+
+
+def _steady_period(spec: Any) -> Any:
+    """The period of a ``fixed:P`` spec, else None."""
+    head, sep, value = str(spec).partition(":")
+    if head.strip() != "fixed" or not sep:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _budget(card: Dict[str, Any]) -> str:
