@@ -59,6 +59,8 @@ def test_presets_are_relative_to_the_nominal_period():
         ("fixed:0.01+lag:0.1", "unknown modifier"),
         ("fixed:0.01+drop:0.1+drop:0.2", "more than once"),
         ("Jiter", "neither KIND:ARGS nor a preset"),
+        ("0x", "must be positive"),
+        ("-2x", "neither KIND:ARGS nor a preset"),
     ],
 )
 def test_malformed_specs_name_the_spec_and_the_syntax(spec, fragment):
@@ -73,6 +75,18 @@ def test_malformed_specs_name_the_spec_and_the_syntax(spec, fragment):
 def test_preset_without_nominal_period_is_an_error():
     with pytest.raises(ValueError, match="nominal"):
         parse_timing("Jitter")
+    with pytest.raises(ValueError, match="nominal"):
+        parse_timing("0.5x")
+
+
+def test_a_multiple_of_the_nominal_period_is_that_steady_period():
+    # The READMEs' tables name the steady periods 0.5x and 2x; a user who types that gets them,
+    # the same model (so the same episodes) as the period written in seconds.
+    assert parse_timing("0.5x", 0.008) == parse_timing("fixed:0.004") == TimingModel("fixed", 0.004, 0.004)
+    assert parse_timing("2X", 0.05).spec == "fixed:0.1"
+    assert parse_timing("2x+drop:0.1", 0.05).drop == 0.1
+    mixture = parse_timing("Irregular|0.5x", 0.008)
+    assert [m.spec for m in mixture.alternatives] == ["loguniform:0.004,0.016", "fixed:0.004"]
 
 
 def test_non_string_spec_is_a_type_error():

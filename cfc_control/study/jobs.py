@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cfc_control.tasks import parse_timing, task_info
+from cfc_control.tasks.timing import nominal_multiple
 from cfc_control.tasks.specs import timing_presets
 from cfc_control.policies.names import policy_names
 from cfc_control.experts.base import LQR_NAMES
@@ -34,7 +35,6 @@ REQUIRED_TIMINGS = ("0.5x", "1x", "2x", "Jitter", "Irregular")
 DEFAULT_TIMINGS = ("0.25x", "0.5x", "1x", "2x", "4x", "Jitter", "Irregular", "Wide")
 WIDE_RELATIVE = (0.25, 4.0)
 ALGOS = ("bc", "dagger", "ppo")
-_MULTIPLE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)x$")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,8 @@ def parse_timings(text: "str | Sequence[str]", nominal_dt: float) -> List[Timing
         raise ValueError(f"--timings is empty: {text!r}")
     out: List[Timing] = []
     for item in items:
-        match = _MULTIPLE.match(item)
-        if match:
-            factor = float(match.group(1))
+        factor = nominal_multiple(item)
+        if factor is not None:
             if not 0 < factor < math.inf:
                 raise ValueError(f"timing {item!r}: the multiple of the nominal period must be positive")
             spec, relative, period = f"fixed:{format(factor * nominal_dt, '.12g')}", f"fixed:{item[:-1]}", factor * nominal_dt

@@ -12,7 +12,9 @@ A timing model is written as a spec string, times in seconds::
                              with equal probability (each may be a preset and carry its own +drop)
 
 or a preset name from ``envs/presets.toml`` (Fixed, Jitter, Irregular), whose times are relative
-to the task's nominal period, optionally followed by ``+drop:P`` (``"Jitter+drop:0.05"``).
+to the task's nominal period, or ``Nx``, a fixed period of N times the nominal one (``0.5x``,
+``2x``: the steady periods the READMEs' tables name so), either optionally followed by ``+drop:P``
+(``"Jitter+drop:0.05"``).
 
 Sampling uses a generator the caller owns (the env seeds it from its reset seed), so the same
 seed gives the same sequence of periods. ``fixed`` draws nothing from it; at each reset the env
@@ -23,6 +25,7 @@ resolves the model for the episode (:meth:`TimingModel.for_episode`), which draw
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence, Tuple
 
@@ -32,9 +35,11 @@ from cfc_control.tasks.specs import timing_presets
 
 SYNTAX = (
     "fixed:DT | uniform:LO,HI | loguniform:LO,HI | steady:LO,HI (seconds, 0 < LO < HI), optionally "
-    "followed by +drop:P (0 <= P < 1); or a preset name ({presets}) relative to the nominal period, "
-    "optionally followed by +drop:P; alternatives drawn per episode joined by |"
+    "followed by +drop:P (0 <= P < 1); or a preset name ({presets}) or Nx (N times the nominal "
+    "period, fixed), relative to the nominal period, optionally followed by +drop:P; alternatives "
+    "drawn per episode joined by |"
 )
+_MULTIPLE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)x$", re.IGNORECASE)
 KINDS = ("fixed", "uniform", "loguniform", "steady")
 MIXTURE = "mixture"
 
@@ -167,12 +172,28 @@ def _parse_drop(spec: str, text: str, presets: Mapping[str, str]) -> float:
     return p
 
 
+def nominal_multiple(text: str) -> "float | None":
+    """N of a timing written ``Nx`` (N times the nominal period: ``0.5x`` -> 0.5), else None."""
+    match = _MULTIPLE.match(text.strip())
+    return float(match.group(1)) if match else None
+
+
+def _nominal(nominal_dt: "float | None", what: str, spec: str) -> float:
+    """``nominal_dt`` checked for a spec that is relative to it (a preset, ``Nx``)."""
+    if nominal_dt is None:
+        raise ValueError(f"timing {what} is relative to the nominal period, but no nominal_dt "
+                         f"was given for spec {spec!r}")
+    if not (math.isfinite(nominal_dt) and nominal_dt > 0):
+        raise ValueError(f"nominal_dt must be a positive number of seconds, got {nominal_dt!r}")
+    return nominal_dt
+
+
 def parse_timing(
     spec: "str | TimingModel",
     nominal_dt: float | None = None,
     presets: Mapping[str, str] | None = None,
 ) -> TimingModel:
-    """Parse a timing spec (seconds) or a preset name (relative to ``nominal_dt`` seconds).
+    """Parse a timing spec (seconds), a preset name or ``Nx`` (relative to ``nominal_dt`` seconds).
 
     ``presets`` maps preset names to specs in units of the nominal period; by default the ones in
     ``envs/presets.toml``. Preset names match case-insensitively. Raises ``ValueError`` naming the
@@ -193,17 +214,16 @@ def parse_timing(
         return TimingModel.mixture([parse_timing(p, nominal_dt, presets) for p in parts])
     head, *modifiers = spec.split("+")
     by_name = {name.lower(): (name, value) for name, value in presets.items()}
-    if head.strip().lower() in by_name:
+    factor = nominal_multiple(head)
+    if factor is not None:
+        if factor <= 0:
+            raise _error(spec, f"{head.strip()!r}: the multiple of the nominal period must be positive", presets)
+        model = TimingModel("fixed", factor, factor).scaled(_nominal(nominal_dt, repr(head.strip()), spec))
+    elif head.strip().lower() in by_name:
         name, relative = by_name[head.strip().lower()]
-        if nominal_dt is None:
-            raise ValueError(
-                f"timing preset {name!r} is relative to the nominal period, but no nominal_dt "
-                f"was given for spec {spec!r}"
-            )
-        if not (math.isfinite(nominal_dt) and nominal_dt > 0):
-            raise ValueError(f"nominal_dt must be a positive number of seconds, got {nominal_dt!r}")
+        nominal = _nominal(nominal_dt, f"preset {name!r}", spec)
         try:
-            model = parse_timing(relative, None, {}).scaled(nominal_dt)
+            model = parse_timing(relative, None, {}).scaled(nominal)
         except ValueError as e:
             raise ValueError(f"timing preset {name!r} (envs/presets.toml) is broken: {e}") from e
         if model.drop > 0 and modifiers:
