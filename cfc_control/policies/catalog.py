@@ -83,8 +83,8 @@ def _by_table_timing(evaluation: Dict[str, Any], nominal_dt: Any) -> Dict[str, A
         return found
     for name, factor in STEADY_FACTORS.items():
         for entry in evaluation.values():
-            if name not in found and _steady_period(entry.get("timing_spec")) is not None \
-                    and math.isclose(_steady_period(entry["timing_spec"]), factor * nominal_dt, rel_tol=1e-9):
+            period = _steady_period(entry.get("timing_spec"))
+            if name not in found and period is not None and math.isclose(period, factor * nominal_dt, rel_tol=1e-9):
                 found[name] = entry
     return found
 
