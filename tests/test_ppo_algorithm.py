@@ -289,4 +289,14 @@ def test_a_fresh_legged_actor_gets_the_exploration_and_state_estimate_recipe_and
     assert student.aux_state_coef == 0.0 and student.critic_input == "observation"
     assert student.target_kl == 0.03 and student.log_std_init == -1.5 and student.total_steps == 1_000_000
     assert config_for(task, {"critic_input": "observation"}).critic_input == "observation"
-    assert config_for("HalfCheetah-Pos-Jitter").aux_state_coef == 0.0  # other families as they were
+    assert config_for("Swimmer-Pos-Irregular").aux_state_coef == 0.0  # other families as they were
+
+
+def test_a_fresh_halfcheetah_actor_estimates_its_state_with_the_familys_own_exploration():
+    # studies/ppo-halfcheetah-recipes.md, e9: the estimate and the full-state critic take the CfC
+    # past 5000 under Jitter; Hopper's std of 1 makes the cheetah flip (e6).
+    scratch = config_for("HalfCheetah-Pos-Jitter", model="cfc")
+    assert scratch.aux_state_coef == 1.0 and scratch.critic_input == "full"
+    assert scratch.log_std_init == -1.0 and scratch.target_kl == 0.03 and scratch.total_steps == 1_000_000
+    student = config_for("HalfCheetah-Pos-Irregular", init_from=True, model="cfc")
+    assert student.aux_state_coef == 0.0 and student.critic_input == "observation"

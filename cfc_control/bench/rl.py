@@ -25,7 +25,9 @@ Every row trains for ``--steps`` env steps (rounded up to whole rollouts) on ``-
 copies of the task with the Δt channel (the SB3 baselines see it as one more observation), and
 makes ``n_epochs = 10`` passes over every sample in its update; the minibatch sizes are each
 library's own default (ours: the task's hyperparameters), printed in the table. ``--same-recipe``
-gives the baselines our rollout length and minibatch size instead. Goals printed at the end:
+gives the baselines our rollout length and minibatch size instead. Our rows leave out the
+state-estimate head and full-state critic some families train with from scratch, which the
+baselines lack. Goals printed at the end:
 CfC at least 5x RecurrentPPO at equal size (``rppo64``), at least SB3's MLP PPO, and at least half
 the throughput of stepping the task's vec env alone.
 """
@@ -87,8 +89,13 @@ def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[fl
     return out
 
 
+# The baselines have neither the state-estimate head nor the full-state critic that some
+# families' recipes add in training, so the throughput rows leave them out: the same PPO work.
+_EQUAL_WORK = {"aux_state_coef": 0.0, "critic_input": "observation"}
+
+
 def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Tuple[Result, Any]:
-    cfg = config_for(task, {"n_envs": n_envs})
+    cfg = config_for(task, {"n_envs": n_envs, **_EQUAL_WORK})
     algo = SequencePPO(task, model, cfg, model_kw={"units": 64}, seed=seed)
     start = time.perf_counter()
     algo.learn(steps)
