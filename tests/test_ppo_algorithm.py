@@ -300,3 +300,7 @@ def test_a_fresh_halfcheetah_actor_estimates_its_state_with_the_familys_own_expl
     assert scratch.log_std_init == -1.0 and scratch.target_kl == 0.03 and scratch.total_steps == 1_000_000
     student = config_for("HalfCheetah-Pos-Irregular", init_from=True, model="cfc")
     assert student.aux_state_coef == 0.0 and student.critic_input == "observation"
+    assert config_for("HalfCheetah-Pos-Jitter", model="lstm").aux_state_coef == 1.0
+    # A memoryless MLP has no state to hold the estimate in, and did worse with it.
+    mlp = config_for("HalfCheetah-Pos-Jitter", model="mlp")
+    assert mlp.aux_state_coef == 0.0 and mlp.critic_input == "observation"

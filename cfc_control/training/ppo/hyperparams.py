@@ -137,7 +137,7 @@ _FROM_POSITIONS = {"total_steps": 2_000_000, "gamma": 0.99, "log_std_init": 0.0,
 # HalfCheetah keeps its own exploration (std 1 makes it flip: 1340 under Jitter) and takes the
 # state estimate and the full-state critic alone: HalfCheetah-Pos-Jitter, CfC, 1M steps, seeds
 # 0/1/2 under Jitter 5468 / 4890 / 4663 (5007 ± 339, from 4176 ± 545), under Irregular 3796 /
-# 2766 / 2498 (studies/ppo-halfcheetah-recipes.md, e9).
+# 2766 / 2498; the LSTM 4745 ± 88 from 4280 ± 232 (studies/ppo-halfcheetah-recipes.md, e9).
 SCRATCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "Hopper": dict(_FROM_POSITIONS),
     "Walker2d": dict(_FROM_POSITIONS),
@@ -155,8 +155,12 @@ SCRATCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
 # steps). 100 Irregular episodes, seeds 0/1/2: 970.2 / 953.2 / 979.8 (with -1.5: 977.1 / 839.7 /
 # 732.1); studies/ppo-cfc-long-periods.md. Other models keep the family's -1.5 (cfc-mm and the
 # LSTM balance in every episode with it).
+# HalfCheetah, MLP: a memoryless actor cannot hold the velocities that SCRATCH_DEFAULTS' state
+# estimate asks of it; with the estimate and the full-state critic it scores 3996 ± 185 under
+# Jitter over seeds 0-2, without them 4702 ± 47 (studies/ppo-halfcheetah-recipes.md, e9).
 TASK_MODEL_DEFAULTS: Dict[Tuple[str, str], Dict[str, Any]] = {
     ("InvertedPendulum", "cfc"): {"log_std_init": -2.5},
+    ("HalfCheetah", "mlp"): {"aux_state_coef": 0.0, "critic_input": "observation"},
 }
 
 # Model arguments a fresh PPO actor (and its "same" critic) gets by default, per model name;
