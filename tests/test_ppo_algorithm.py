@@ -287,6 +287,7 @@ def test_a_fresh_legged_actor_gets_the_exploration_and_state_estimate_recipe_and
     assert scratch.aux_state_coef == 1.0 and scratch.critic_input == "full" and scratch.total_steps == 2_000_000
     student = config_for(task, init_from=True, model="cfc")
     assert student.aux_state_coef == 0.0 and student.critic_input == "observation"
+    assert student.gamma == {"Hopper-Pos-Irregular": 0.999, "Walker2d-Pos-Irregular": 0.99}[task]
     assert student.target_kl == 0.03 and student.log_std_init == -1.5 and student.total_steps == 1_000_000
     assert config_for(task, {"critic_input": "observation"}).critic_input == "observation"
     assert config_for("Swimmer-Pos-Irregular").aux_state_coef == 0.0  # other families as they were
