@@ -10,6 +10,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from cfc_control.policies import load_policy
 from cfc_control.training.ppo import PPOConfig, SequencePPO, config_for, make_task_vec_env
+from cfc_control.training.ppo.hyperparams import model_kwargs_for
 from ppo_toy_env import CueEnv
 from ppo_rollout import one_rollout
 
@@ -291,6 +292,17 @@ def test_a_fresh_legged_actor_gets_the_exploration_and_state_estimate_recipe_and
     assert student.target_kl == 0.03 and student.log_std_init == -1.5 and student.total_steps == 1_000_000
     assert config_for(task, {"critic_input": "observation"}).critic_input == "observation"
     assert config_for("Swimmer-Pos-Irregular").aux_state_coef == 0.0  # other families as they were
+
+
+def test_a_fresh_walker2d_cfc_gets_one_backbone_layer_and_other_actors_keep_their_defaults():
+    # studies/ppo-hopper-from-scratch.md, "A backbone layer for Walker2d": from scratch on Walker2d the CfC
+    # walks further with one 64-unit layer in front of its heads; on Hopper it did not help.
+    walker = model_kwargs_for("cfc", task="Walker2d-Pos-Irregular")
+    assert walker == {"backbone_layers": 1, "backbone_units": 64}
+    assert model_kwargs_for("cfc", {"backbone_layers": 0}, task="Walker2d-Pos-Irregular")["backbone_layers"] == 0
+    assert model_kwargs_for("cfc", task="Hopper-Pos-Irregular") == {"backbone_layers": 0}
+    assert model_kwargs_for("lstm", task="Walker2d-Pos-Irregular") == {}
+    assert model_kwargs_for("cfc") == {"backbone_layers": 0}  # no task: the model's own defaults
 
 
 def test_a_fresh_halfcheetah_actor_estimates_its_state_with_the_familys_own_exploration():

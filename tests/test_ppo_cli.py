@@ -21,6 +21,16 @@ def _rows(out):
         return list(csv.DictReader(fh))
 
 
+def test_a_fresh_walker2d_cfc_is_built_with_the_familys_backbone_and_its_card_says_so(tmp_path):
+    out = tmp_path / "walker"
+    args = ["--env", "Walker2d-Pos-Irregular"] + TINY[2:] + ["--total-steps", "128", "--eval-episodes", "1",
+                                                            "--eval-timings", "Fixed", "--out", str(out)]
+    assert train.main(args) == 0
+    assert read_card(out / "policy")["model_kwargs"] == {"backbone_layers": 1, "backbone_units": 64, "units": 8}
+    model = load_policy(out / "policy").model
+    assert model.config["backbone_layers"] == 1 and model.config["backbone_units"] == 64
+
+
 def test_ppo_run_writes_policy_card_logs_and_checkpoints(tmp_path, capsys):
     out = tmp_path / "run"
     rc = train.main(TINY + ["--total-steps", "256", "--seed", "3", "--checkpoint-every", "1", "--eval-episodes", "2",

@@ -82,7 +82,8 @@ class SequencePPO(OnPolicyAlgorithm):
             ``config``), a Gymnasium env or a VecEnv (observations with Δt / nominal as the last
             channel unless ``dt_channel=False``).
         policy: a model name (``cfc``, ``ncp``, ``ltc``, ``lstm``, ``gru``, ``mlp``... built fresh
-            with :data:`~.hyperparams.MODEL_DEFAULTS` updated by ``model_kw``), a
+            with :data:`~.hyperparams.MODEL_DEFAULTS` and the task family's
+            :data:`~.hyperparams.TASK_MODEL_KWARGS`, updated by ``model_kw``), a
             :class:`RecurrentPolicy` to train further (e.g. behaviour-cloned), or a complete
             :class:`ActorCritic`.
         config: hyperparameters (default: :func:`~.hyperparams.config_for` the task).
@@ -117,7 +118,7 @@ class SequencePPO(OnPolicyAlgorithm):
         self.teacher = teacher
         self.dt_channel = bool(dt_channel)
         self._policy_spec = policy
-        self.model_kw = model_kwargs_for(policy, model_kw) if isinstance(policy, str) else dict(model_kw or {})
+        self.model_kw = model_kwargs_for(policy, model_kw, task=task) if isinstance(policy, str) else dict(model_kw or {})
         lr: Any = config.learning_rate
         if config.lr_schedule == "linear":
             # To 0 at the budget and 0 after it (the last rollout ends past a budget that is not a

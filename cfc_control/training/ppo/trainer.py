@@ -165,7 +165,7 @@ def _card(config: RunConfig, ctx: RunContext, algo: SequencePPO, cfg, init_from:
         "algorithm": "ppo",
         "policy": algo.policy.actor.model_name,
         "critic": algo.policy.actor.model_name if cfg.critic == "same" else cfg.critic,
-        "model_kwargs": None if config.ppo.init_from else model_kwargs_for(config.policy, config.model_kw),
+        "model_kwargs": None if config.ppo.init_from else model_kwargs_for(config.policy, config.model_kw, task=ctx.task),
         "seeds": {"run": config.seed, "torch": config.seed,
                   "env_resets": "seed + env index, continued by SB3's VecEnv",
                   "evaluation_resets": f"{EVAL_SEED} + episode"},
