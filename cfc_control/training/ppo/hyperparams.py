@@ -187,7 +187,7 @@ MODEL_DEFAULTS: Dict[str, Dict[str, Any]] = {
 # in front of the gate heads. Walker2d-Pos-Irregular, 2M steps, SCRATCH_DEFAULTS' recipe, seeds
 # 0/1/2/3/4 under Jitter: 3960 / 2015 / 2000 / 3713 / 3716 with it, 2795 / 1216 / 2425 / 1806 /
 # 1617 without (3081 ± 881 against 1972 ± 567; our LSTM 3188 ± 838, level). On Hopper it does
-# not help (seeds 0/1: 2074 / 3243 against 2636 / 3242), so Hopper stays backbone-free
+# not help (seeds 0/1/2: 2074 / 3243 / 1823 against 2636 / 3242 / 3004), so Hopper stays backbone-free
 # (studies/ppo-hopper-from-scratch.md, "A backbone layer for Walker2d").
 TASK_MODEL_KWARGS: Dict[Tuple[str, str], Dict[str, Any]] = {
     ("Walker2d", "cfc"): {"backbone_layers": 1, "backbone_units": 64},
