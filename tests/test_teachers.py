@@ -18,7 +18,8 @@ TINY = {"policy_kwargs": {"net_arch": [16, 16]}}
 def _config(tmp_path, algo, steps, **kw):
     overrides = dict(TINY, **({"learning_starts": 64, "buffer_size": 2000} if algo == "sac" else
                               {"n_steps": 64, "batch_size": 32, "n_epochs": 2}))
-    return TeacherConfig(env="InvertedPendulum", algo=algo, steps=steps, timing="Irregular+drop:0.1", dt_input=True,
+    kw.setdefault("dt_input", True)
+    return TeacherConfig(env="InvertedPendulum", algo=algo, steps=steps, timing="Irregular+drop:0.1",
                          overrides=overrides, out=str(tmp_path / f"{algo}-expert"), run_dir=str(tmp_path / f"{algo}-run"),
                          checkpoint_every=64, eval_episodes=2, **kw)
 
@@ -167,3 +168,52 @@ def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tmp_pa
     assert _train(_config(tmp_path, "ppo", 128), resume=True).card["steps"] == 128
     with pytest.raises(ValueError, match="obs"):
         _train(_config(tmp_path, "ppo", 192, obs="PosVel"), resume=True)
+
+
+def _weights(directory):
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_a_teacher_starts_from_an_experts_weights(tmp_path):
+    """--init-from: a fresh run begins with the expert's actor, critics and target critics (a
+    budget under learning_starts makes no update, so the result is the expert itself), and its
+    card names where it started."""
+    first = _train(_config(tmp_path, "sac", 128))
+    config = TeacherConfig(env="InvertedPendulum", algo="sac", steps=32, timing="Irregular+drop:0.1", dt_input=True,
+                           overrides=dict(TINY, learning_starts=64, buffer_size=2000), out=str(tmp_path / "again"),
+                           run_dir=str(tmp_path / "again-run"), checkpoint_every=64, eval_episodes=1,
+                           init_from=str(first.directory))
+    again = _train(config)
+    before, after = _weights(first.directory), _weights(again.directory)
+    assert set(before) == set(after) and any(k.startswith("critic_target.") for k in before)
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    assert again.card["init_from"] == str(first.directory)
+
+
+def test_a_ppo_teacher_started_from_an_expert_keeps_its_observation_statistics(tmp_path):
+    first = _train(_config(tmp_path, "ppo", 128))
+    again = _train(_config(tmp_path / "b", "ppo", 64, init_from=str(first.directory)))
+    old = json.loads((first.directory / "config.json").read_text())["obs_normalization"]
+    new = json.loads((again.directory / "config.json").read_text())["obs_normalization"]
+    # Held as measured over the expert's 128 steps: 64 more move them by about a third, not wholly.
+    np.testing.assert_allclose(new["mean"], old["mean"], atol=0.5 * np.abs(np.asarray(old["mean"])).max() + 0.05)
+    fresh = _train(_config(tmp_path / "c", "ppo", 64))
+    fresh_mean = json.loads((fresh.directory / "config.json").read_text())["obs_normalization"]["mean"]
+    assert np.abs(np.subtract(new["mean"], old["mean"])).sum() < np.abs(np.subtract(fresh_mean, old["mean"])).sum()
+
+
+def test_init_from_an_expert_that_does_not_fit_is_refused_before_training(tmp_path, capsys):
+    first = _train(_config(tmp_path, "ppo", 64))
+    with pytest.raises(ValueError, match="its algo is 'ppo', this run's is 'sac'"):
+        _train(_config(tmp_path / "b", "sac", 64, init_from=str(first.directory)))
+    with pytest.raises(ValueError, match="dt_input"):
+        _train(_config(tmp_path / "c", "ppo", 64, init_from=str(first.directory), dt_input=False))
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    args = ["--env", "InvertedPendulum", "--algo", "ppo", "--steps", "64", "--init-from", str(tmp_path / "nothing"),
+            "--out", str(tmp_path / "d"), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing" in err and "Traceback" not in err

@@ -75,6 +75,11 @@ class TeacherConfig:
     overrides: Dict[str, Any] = setting({}, "SB3 hyperparameter override, value as JSON, e.g. --set "
                                             "learning_starts=1000 (repeatable)", flag="--set")
     normalize: Optional[bool] = setting(None, "VecNormalize on observations and rewards (none: PPO yes, SAC no)")
+    init_from: Optional[str] = setting(None, "start from this expert directory's weights (an expert of the same "
+                                             "algorithm, env, inputs and network): its policy, critics and target "
+                                             "critics and its observation statistics; optimisers and, for SAC, the "
+                                             "replay buffer start empty (a small initial entropy coefficient keeps "
+                                             "SAC near the expert: --set ent_coef=auto_0.01)", metavar="DIR")
     out: Optional[str] = setting(None, "expert directory (default policies/experts/<env>-<algo>)", metavar="DIR",
                                  compare=False)
     run_dir: Optional[str] = setting(None, "checkpoints (default runs/teachers/<name of the expert directory>)",
@@ -111,6 +116,8 @@ class _Setup:
     obs: str = "Full"
     # The entries of the stock observation the agent does not see (from ``obs``).
     dropped: Tuple[int, ...] = ()
+    # The expert directory whose weights a fresh run starts from.
+    init_from: Optional[str] = None
 
 
 def resolve(config: TeacherConfig) -> _Setup:
@@ -154,8 +161,44 @@ def resolve(config: TeacherConfig) -> _Setup:
         nominal = float(probe.unwrapped.dt)
         probe.close()
     normalize = (config.algo == "ppo") if config.normalize is None else bool(config.normalize)
-    return _Setup(env_id, config.algo, int(config.seed), steps, hp, policy_kwargs, normalize, timing,
-                  bool(config.dt_input), nominal, obs, tuple(dropped))
+    setup = _Setup(env_id, config.algo, int(config.seed), steps, hp, policy_kwargs, normalize, timing,
+                   bool(config.dt_input), nominal, obs, tuple(dropped), config.init_from)
+    if config.init_from is not None:
+        try:
+            expert = load_sb3_expert(config.init_from)
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"--init-from: {err}") from None
+        _check_init_from(expert, setup)
+    return setup
+
+
+def _check_init_from(expert: SB3Expert, setup: _Setup) -> None:
+    """ValueError naming the first way ``expert`` cannot seed a run of ``setup``."""
+    got = expert.config
+    wanted = {"algo": setup.algo, "env_id": setup.env_id, "dt_input": setup.dt_input,
+              "dropped_observations": sorted(setup.dropped), "policy_kwargs": setup.policy_kwargs,
+              "normalized observations": setup.normalize}
+    have = {"algo": got.get("algo"), "env_id": got.get("env_id"), "dt_input": bool(got.get("dt_input", False)),
+            "dropped_observations": sorted(got.get("dropped_observations", [])),
+            "policy_kwargs": got.get("policy_kwargs"), "normalized observations": got.get("obs_normalization") is not None}
+    for key, want in wanted.items():
+        if json.loads(json.dumps(have[key])) != json.loads(json.dumps(want)):
+            raise ValueError(f"--init-from {expert.directory}: its {key} is {have[key]!r}, this run's is {want!r}")
+
+
+def _start_from(model: Any, norm: Optional[VecNormalize], directory: str) -> None:
+    """Load an expert directory's weights (policy, critics, target critics) into a fresh ``model``
+    and its observation statistics into ``norm``, held as if measured over the expert's training
+    (so that the first rollouts do not shift the inputs the weights were trained on)."""
+    expert = load_sb3_expert(directory)
+    model.policy.load_state_dict(expert.policy.state_dict(), strict=True)
+    stats = expert.config.get("obs_normalization")
+    if norm is not None and stats is not None:
+        norm.obs_rms.mean = np.asarray(stats["mean"], dtype=np.float64)
+        norm.obs_rms.var = np.asarray(stats["var"], dtype=np.float64)
+        card = Path(directory) / "card.json"
+        steps = read_json(card).get("steps") if card.is_file() else None
+        norm.obs_rms.count = float(steps or 1e6)
 
 
 def env_factory(setup: _Setup) -> Callable[[], gym.Env]:
@@ -189,6 +232,8 @@ def train_teacher(config: TeacherConfig, *, resume: bool = False, progress: bool
     wall = 0.0
     if latest is not None:
         wall = float(load_training_state(model, norm, latest)["info"].get("wall_s", 0.0))
+    elif setup.init_from is not None:
+        _start_from(model, norm, setup.init_from)
     # Fresh episodes after a resume, not the ones the run began with.
     venv.seed(setup.seed + model.num_timesteps)
     done = model.num_timesteps
@@ -217,7 +262,7 @@ def _finish(model: Any, norm: Optional[VecNormalize], setup: _Setup, config: Tea
                             "seed": setup.seed, "hyperparameters": setup.hyperparameters,
                             "policy_kwargs": setup.policy_kwargs, "normalize_obs": setup.normalize,
                             "training_timing": setup.timing, "dt_input": setup.dt_input, "obs": setup.obs,
-                            "training_time_s": round(wall, 1), "command": command,
+                            "training_time_s": round(wall, 1), "init_from": setup.init_from, "command": command,
                             "reward_threshold": gym.spec(setup.env_id).reward_threshold}
     card.update(evaluation_sections(out, setup, config.eval_episodes))
     atomic_write_text(out / "card.json", json.dumps(card, indent=2) + "\n")
