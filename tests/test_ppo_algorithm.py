@@ -196,6 +196,8 @@ def test_config_for_a_task_and_overrides():
         config_for(TASK, {"n_steps": 0})
     with pytest.raises(ValueError, match="normalize_obs expects bool"):
         config_for(None, {"normalize_obs": "maybe"})
+    with pytest.raises(ValueError, match="noise_period_power must be >= 0"):
+        config_for(TASK, {"noise_period_power": "-0.5"})
 
 
 def test_ppo_model_defaults_apply_unless_overridden():

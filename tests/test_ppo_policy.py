@@ -81,6 +81,31 @@ def test_stepping_a_rollout_gives_what_the_sequence_update_computes(name):
     torch.testing.assert_close(lp_seq, torch.stack(log_probs, 1), atol=1e-4, rtol=1e-5)
 
 
+def test_period_scaled_noise_is_wider_at_short_periods_and_the_update_sees_the_same_gaussian():
+    """noise_period_power p: the std of a step whose period is r times the nominal one is
+    exp(log_std) * r ** -p, in the samples the rollout draws and in the log-probability and
+    entropy the update computes from the stored observations."""
+    ac = ActorCritic.build(_actor(units=8), log_std_init=-1.0, noise_period_power=0.5)
+    n = 20000
+    obs = _obs(n)
+    obs[: n // 2, -1], obs[n // 2:, -1] = 0.5, 2.0
+    starts = torch.ones(n, dtype=torch.bool)
+    torch.manual_seed(0)
+    action, _, log_prob, *_ = ac.act(obs, *ac.initial_states(n), starts)
+    mean, *_ = ac.act(obs, *ac.initial_states(n), starts, deterministic=True)
+    spread = torch.stack([(action - mean)[: n // 2].std(), (action - mean)[n // 2:].std()])
+    want = math.exp(-1.0) * torch.tensor([0.5 ** -0.5, 2.0 ** -0.5])
+    torch.testing.assert_close(spread, want, rtol=0.03, atol=0.0)
+    std = math.exp(-1.0) * obs[:, -1:] ** -0.5
+    ref = torch.distributions.Normal(mean, std.expand_as(mean))
+    torch.testing.assert_close(log_prob, ref.log_prob(action).sum(-1), rtol=1e-4, atol=1e-4)
+    seq = ac.evaluate(obs[:, None], action[:, None], starts[:, None], *ac.initial_states(n))
+    torch.testing.assert_close(seq.log_prob[:, 0], log_prob, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(seq.entropy, ref.entropy().sum(-1).mean(), rtol=1e-4, atol=1e-4)
+    plain = ActorCritic.build(_actor(units=8), log_std_init=-1.0)
+    assert plain.log_noise_scale(obs) is None  # p = 0: one std at every period, as before
+
+
 def test_critic_of_the_same_kind_and_size_by_default():
     ac = ActorCritic.build(_actor("cfc", units=10, backbone_layers=0, activation="silu"))
     assert type(ac.critic).__name__ == "CfC" and ac.critic.state_size == 10 and ac.critic.output_size == 1

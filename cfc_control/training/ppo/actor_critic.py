@@ -5,7 +5,10 @@ log-std.
   (observation normaliser, recurrent model, action mapping, time input); its model outputs the
   mean of the action in normalised units ([-1, 1] spans the action space).
 * The action distribution is a diagonal Gaussian around that mean with a learned,
-  state-independent ``log_std`` (n_act,) in the same normalised units. The env gets
+  state-independent ``log_std`` (n_act,) in the same normalised units; with
+  ``noise_period_power`` p > 0 each step's std is ``exp(log_std) * (Δt / nominal) ** -p``. Why:
+  a sample is held for the whole period, so its push on the plant grows with the period; p = 0.5
+  gives the held noise the same variance of impulse per second at every period. The env gets
   ``actor.to_action(sample)`` (clipped into the bounds); the buffer keeps the unclipped sample,
   whose log-probability is what the ratio needs (as SB3's PPO does).
 * The **critic** is a separate recurrent model of the same kind (n_obs -> 1), on the same
@@ -141,7 +144,8 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(self, actor: RecurrentPolicy, critic: RecurrentModel, log_std_init: float = -0.5,
-                 dt_channel: bool = True, critic_normalizer: Optional[ObsNormalizer] = None) -> None:
+                 dt_channel: bool = True, critic_normalizer: Optional[ObsNormalizer] = None,
+                 noise_period_power: float = 0.0) -> None:
         super().__init__()
         if not isinstance(actor, RecurrentPolicy):
             raise TypeError(f"actor must be a RecurrentPolicy, got {type(actor).__name__}")
@@ -158,6 +162,7 @@ class ActorCritic(nn.Module):
         self.critic = critic
         self.log_std = nn.Parameter(torch.full((actor.n_act,), float(log_std_init)))
         self.dt_channel = bool(dt_channel)
+        self.noise_period_power = float(noise_period_power)
         self.state_head: Optional[nn.Linear] = None  # attach_state_head
         self.critic_normalizer: Optional[ObsNormalizer] = None
         if critic_normalizer is not None:
@@ -191,7 +196,7 @@ class ActorCritic(nn.Module):
     @classmethod
     def build(cls, actor: RecurrentPolicy, critic: str = "same", log_std_init: float = -0.5,
               dt_channel: bool = True, critic_kw: Optional[Dict[str, Any]] = None,
-              critic_normalizer: Optional[ObsNormalizer] = None) -> "ActorCritic":
+              critic_normalizer: Optional[ObsNormalizer] = None, noise_period_power: float = 0.0) -> "ActorCritic":
         """A fresh critic of kind ``critic`` (a :func:`cfc_control.models.make` name; "same":
         the actor's kind and size) around ``actor``; privileged with a ``critic_normalizer``."""
         name = actor.model_name if critic == "same" else critic
@@ -199,7 +204,7 @@ class ActorCritic(nn.Module):
             raise ValueError("the actor records no model name; pass the critic's model name explicitly")
         kw = dict(critic_kw) if critic_kw is not None else (critic_kwargs(actor) if name == actor.model_name else {})
         n_in = actor.n_obs if critic_normalizer is None else critic_normalizer.size
-        return cls(actor, make(name, n_in, 1, **kw), log_std_init, dt_channel, critic_normalizer)
+        return cls(actor, make(name, n_in, 1, **kw), log_std_init, dt_channel, critic_normalizer, noise_period_power)
 
     # -- sizes, states, modes -----------------------------------------------------------------
     @property
@@ -265,14 +270,33 @@ class ActorCritic(nn.Module):
             self.set_critic_normalizer(self.critic_normalizer)
 
     # -- the Gaussian ------------------------------------------------------------------------
-    def log_prob(self, actions: Tensor, mean: Tensor) -> Tensor:
-        """log N(actions; mean, exp(log_std)) summed over the action channels: (..., A) -> (...)."""
-        z = (actions - mean) * torch.exp(-self.log_std)
-        return (-0.5 * z.pow(2) - self.log_std - _HALF_LOG_2PI).sum(-1)
+    def log_noise_scale(self, obs: Tensor) -> Optional[Tensor]:
+        """log of each step's factor on the std, ``-p * log(Δt / nominal)`` (...,) for raw
+        observations (..., obs_width), Δt clamped to the actor's accepted range; None when the
+        std is the same at every period (p = 0, or no Δt channel)."""
+        if self.noise_period_power == 0.0 or not self.dt_channel:
+            return None
+        time = self.actor.time_input
+        ratio = obs[..., -1].clamp(time.dt_min / time.nominal_dt, time.dt_max / time.nominal_dt)
+        return -self.noise_period_power * torch.log(ratio)
 
-    def entropy(self) -> Tensor:
-        """The (state-independent) entropy of the action distribution, a scalar."""
-        return (0.5 + _HALF_LOG_2PI + self.log_std).sum()
+    def log_prob(self, actions: Tensor, mean: Tensor, log_scale: Optional[Tensor] = None) -> Tensor:
+        """log N(actions; mean, std) summed over the action channels: (..., A) -> (...), with
+        std = exp(log_std + log_scale) (``log_scale`` (...,) from :meth:`log_noise_scale`)."""
+        log_std = self.log_std if log_scale is None else self.log_std + log_scale.unsqueeze(-1)
+        z = (actions - mean) * torch.exp(-log_std)
+        return (-0.5 * z.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
+
+    def entropy(self, log_scale: Optional[Tensor] = None) -> Tensor:
+        """The entropy of the action distribution, a scalar (averaged over the steps of
+        ``log_scale`` when the std depends on the period)."""
+        base = (0.5 + _HALF_LOG_2PI + self.log_std).sum()
+        return base if log_scale is None else base + self.n_act * log_scale.mean()
+
+    def sample(self, mean: Tensor, log_scale: Optional[Tensor] = None) -> Tensor:
+        """An action drawn around ``mean`` (..., A)."""
+        log_std = self.log_std if log_scale is None else self.log_std + log_scale.unsqueeze(-1)
+        return mean + torch.randn_like(mean) * torch.exp(log_std)
 
     # -- rollout: one step of every env ------------------------------------------------------
     @torch.inference_mode()  # ~15% cheaper than no_grad per call; rollout tensors never reach autograd
@@ -285,11 +309,9 @@ class ActorCritic(nn.Module):
         x, t = self.features(obs)
         mean, actor_state = self.actor.model.step_states(x, actor_state, t, episode_starts)
         value, critic_state = self.critic.step_states(self.critic_inputs(x, full), critic_state, t, episode_starts)
-        if deterministic:
-            action = mean
-        else:
-            action = mean + torch.randn_like(mean) * torch.exp(self.log_std)
-        return action, value.squeeze(-1), self.log_prob(action, mean), actor_state, critic_state
+        log_scale = self.log_noise_scale(obs)
+        action = mean if deterministic else self.sample(mean, log_scale)
+        return action, value.squeeze(-1), self.log_prob(action, mean, log_scale), actor_state, critic_state
 
     @torch.inference_mode()
     def value_step(self, obs: Tensor, critic_state: States, full: Optional[Tensor] = None,
@@ -316,7 +338,9 @@ class ActorCritic(nn.Module):
             features, _ = model.forward_features(x, from_states(actor_state), t, episode_starts)
             mean, estimate = model.output_from_features(features), self.state_head(features)
         values, _ = self.critic.run_states(self.critic_inputs(x, full), critic_state, t, episode_starts)
-        return SequenceEvaluation(values.squeeze(-1), self.log_prob(actions, mean), self.entropy(), mean, estimate)
+        log_scale = self.log_noise_scale(obs)
+        return SequenceEvaluation(values.squeeze(-1), self.log_prob(actions, mean, log_scale), self.entropy(log_scale),
+                                  mean, estimate)
 
     # -- stable-baselines3's recurrent contract ------------------------------------------------
     def predict(self, observation: np.ndarray, state: Optional[Tuple[np.ndarray, ...]] = None,
@@ -344,6 +368,6 @@ class ActorCritic(nn.Module):
         with torch.no_grad():
             x, t = self.features(torch.as_tensor(obs, device=device))
             mean, hx = self.actor.model.step_states(x, hx, t, starts)
-            y = mean if deterministic else mean + torch.randn_like(mean) * torch.exp(self.log_std)
+            y = mean if deterministic else self.sample(mean, self.log_noise_scale(torch.as_tensor(obs, device=device)))
             action = self.actor.to_action(y).cpu().numpy()
         return (action[0] if single else action), state_to_numpy(hx)

@@ -161,12 +161,14 @@ class SequencePPO(OnPolicyAlgorithm):
                                      if self.config.normalize_obs else ObsNormalizer.identity(n_full))
             policy = ActorCritic.build(actor, critic=self.config.critic, log_std_init=self.config.log_std_init,
                                        dt_channel=self.dt_channel, critic_kw=critic_kw,
-                                       critic_normalizer=critic_normalizer)
+                                       critic_normalizer=critic_normalizer,
+                                       noise_period_power=self.config.noise_period_power)
             if self.config.time_gate_init == "zero":
                 zero_time_gate(policy.critic)  # a fresh critic; a fresh actor's is zeroed when built
         if policy.privileged != (self.config.critic_input == "full"):
             raise ValueError(f"critic_input={self.config.critic_input!r}, but the given actor-critic's critic "
                              f"{'reads' if policy.privileged else 'does not read'} the full observation")
+        policy.noise_period_power = float(self.config.noise_period_power)  # a given ActorCritic's too
         if self.config.aux_state_coef > 0 and policy.state_head is None:
             policy.attach_state_head(self.labels.state_width)
         elif self.config.aux_state_coef == 0:

@@ -45,6 +45,8 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     target_kl: Optional[float] = 0.03  # stop an update's epochs once the approximate KL passes 1.5x this
     log_std_init: float = -1.0      # initial exploration std exp(-1) = 0.37 action half-ranges
+    noise_period_power: float = 0.0  # each step's std times (Δt / nominal) ** -p: 0 the same at every period,
+                                     # 0.5 the same variance of the held noise's push per second
     actor_output_scale: float = 0.01  # a fresh actor's output layer starts this much smaller
     normalize_advantage: bool = True
     normalize_reward: bool = True   # VecNormalize on the reward only (observations: below)
@@ -73,7 +75,7 @@ class PPOConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("ent_coef", "vf_coef", "teacher_coef", "aux_state_coef"):
+        for name in ("ent_coef", "vf_coef", "teacher_coef", "aux_state_coef", "noise_period_power"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr_schedule not in ("constant", "linear"):
