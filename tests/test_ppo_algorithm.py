@@ -319,3 +319,18 @@ def test_a_fresh_halfcheetah_actor_estimates_its_state_with_the_familys_own_expl
     # A memoryless MLP has no state to hold the estimate in, and did worse with it.
     mlp = config_for("HalfCheetah-Pos-Jitter", model="mlp")
     assert mlp.aux_state_coef == 0.0 and mlp.critic_input == "observation"
+
+
+@pytest.mark.parametrize("period_discount", [False, True])
+def test_period_discount_discounts_each_step_by_its_own_elapsed_time(period_discount):
+    env = make_task_vec_env(TASK, 2)
+    algo = SequencePPO(env, "cfc", _tiny(n_envs=2, period_discount=period_discount), model_kw={"units": 8}, seed=0)
+    buf = _rollout(algo)
+    # the Δt channel of the observation after a step is that step's elapsed time / nominal
+    after = np.concatenate([buf.observations[1:, :, -1], algo._last_obs[None, :, -1]])
+    inside = ~np.concatenate([buf.episode_starts[1:], algo._last_episode_starts[None]]).astype(bool)
+    if period_discount:
+        assert np.ptp(buf.durations[inside]) > 0.5  # Irregular timing: periods of 0.5x-2x
+        np.testing.assert_allclose(buf.durations[inside], after[inside], rtol=1e-5)
+    else:
+        assert np.all(buf.durations == 1.0)

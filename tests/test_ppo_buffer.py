@@ -135,3 +135,61 @@ def test_sequences_need_a_full_rollout():
     buf.reset()
     with pytest.raises(RuntimeError, match="not full"):
         next(buf.minibatches(4))
+
+
+def _gae_buffer(durations, rewards, values, starts, gamma=0.9, gae_lambda=0.8, last_values=(0.0,), dones=(False,)):
+    """A one-env buffer filled with the given per-step arrays, its GAE computed."""
+    n_steps = len(rewards)
+    buf = RecurrentSequenceBuffer(n_steps, spaces.Box(-1, 1, (1,), np.float32), spaces.Box(-1, 1, (1,), np.float32),
+                                  {"actor": (torch.zeros(1, 2),), "critic": (torch.zeros(1, 2),)},
+                                  n_envs=1, gamma=gamma, gae_lambda=gae_lambda)
+    for t in range(n_steps):
+        buf.add(np.zeros((1, 1)), np.zeros((1, 1)), np.array([rewards[t]], np.float32), np.array([starts[t]]),
+                torch.tensor([values[t]]), torch.zeros(1),
+                states={"actor": (torch.zeros(1, 2),), "critic": (torch.zeros(1, 2),)},
+                durations=None if durations is None else np.array([durations[t]]))
+    buf.compute_returns_and_advantage(torch.tensor(last_values), np.array(dones))
+    return buf
+
+
+def test_gae_with_unit_durations_is_sb3s_gae():
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    rng = np.random.default_rng(0)
+    rewards, values = rng.normal(size=6), rng.normal(size=6)
+    starts = [True, False, False, True, False, False]
+    ours = _gae_buffer(np.ones(6), rewards, values, starts, last_values=(0.7,))
+    sb3 = RolloutBuffer(6, spaces.Box(-1, 1, (1,), np.float32), spaces.Box(-1, 1, (1,), np.float32),
+                        n_envs=1, gamma=0.9, gae_lambda=0.8)
+    for t in range(6):
+        sb3.add(np.zeros((1, 1)), np.zeros((1, 1)), np.array([rewards[t]]), np.array([starts[t]]),
+                torch.tensor([values[t]]), torch.zeros(1))
+    sb3.compute_returns_and_advantage(torch.tensor([0.7]), np.array([False]))
+    np.testing.assert_allclose(ours.advantages, sb3.advantages, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.returns, sb3.returns, rtol=1e-5, atol=1e-6)
+
+
+def test_gae_discounts_per_unit_of_time():
+    # With λ = 1 and zero values the return is the reward discounted by the time elapsed before
+    # it: step k's reward counts γ ** (sum of the durations before k).
+    durations = np.array([0.5, 2.0, 1.0, 0.25])
+    rewards = np.array([1.0, 2.0, 3.0, 4.0])
+    buf = _gae_buffer(durations, rewards, np.zeros(4), [True, False, False, False], gamma=0.9, gae_lambda=1.0)
+    elapsed = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
+    expected = [sum(rewards[k] * 0.9 ** (elapsed[k] - elapsed[t]) for k in range(t, 4)) for t in range(4)]
+    np.testing.assert_allclose(buf.returns[:, 0], expected, rtol=1e-5)
+    # the bootstrap value after the last step is discounted by that step's duration, λ's trace too
+    buf = _gae_buffer(durations, np.zeros(4), np.zeros(4), [True, False, False, False], gamma=0.9,
+                      gae_lambda=0.5, last_values=(1.0,))
+    assert buf.advantages[3, 0] == pytest.approx(0.9 ** 0.25, rel=1e-5)
+    assert buf.advantages[2, 0] == pytest.approx((0.9 * 0.5) ** 1.0 * 0.9 ** 0.25, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.array([0.0]), np.array([-1.0]), np.array([np.nan]), np.array([1.0, 1.0])])
+def test_add_rejects_durations_that_are_not_positive_per_env(bad):
+    buf = _gae_buffer(None, [0.0], [0.0], [True])
+    buf.reset()
+    with pytest.raises(ValueError, match="durations must be 1 positive finite"):
+        buf.add(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1), np.array([True]), torch.zeros(1), torch.zeros(1),
+                states={"actor": (torch.zeros(1, 2),), "critic": (torch.zeros(1, 2),)}, durations=bad)
+    assert buf.pos == 0  # nothing was stored

@@ -133,6 +133,8 @@ class SequencePPO(OnPolicyAlgorithm):
         if self.n_envs != config.n_envs:  # a given VecEnv decides; record what actually ran
             self.config = config = replace(config, n_envs=self.n_envs)
         self.iteration = 0
+        # Discounting per unit of time reads each step's info["dt"] against the task's nominal period.
+        self._nominal_dt = vec_env_nominal_dt(self.env) if config.period_discount else None
         self.rollout_time_s = 0.0
         self.update_time_s = 0.0
         # The envs the labels read, found once: labelling runs every rollout step.
@@ -254,16 +256,19 @@ class SequencePPO(OnPolicyAlgorithm):
                 return False
             self._update_info_buffer(infos, dones)
             n_steps += 1
+            durations = self._durations(infos)
             for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit, as SB3 does
                 final = infos[idx].get("terminal_observation")
                 if final is not None and infos[idx].get("TimeLimit.truncated", False):
                     row = tuple(s[idx:idx + 1] for s in next_critic)
                     final_t = torch.as_tensor(np.asarray(final)[None], dtype=torch.float32, device=self.device)
                     final_full = self._critic_full(infos[idx].get("terminal_full_observation"), row=True)
-                    rewards[idx] += self.gamma * float(self.policy.value_step(final_t, row, final_full)[0])
+                    discount = self.gamma ** (1.0 if durations is None else float(durations[idx]))
+                    rewards[idx] += discount * float(self.policy.value_step(final_t, row, final_full)[0])
             rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
                                log_probs, states={"actor": actor_state, "critic": critic_state},
-                               teacher_actions=teacher_actions, full_observations=full_observations)
+                               teacher_actions=teacher_actions, full_observations=full_observations,
+                               durations=durations)
             self._last_obs = new_obs
             self._last_episode_starts = dones
             actor_state, critic_state = next_actor, next_critic
@@ -276,6 +281,14 @@ class SequencePPO(OnPolicyAlgorithm):
         callback.on_rollout_end()
         self.rollout_time_s += time.perf_counter() - start
         return True
+
+    def _durations(self, infos: List[Dict[str, Any]]) -> Optional[np.ndarray]:
+        """Each env's last step in nominal periods (its ``info["dt"]``), for GAE discounted per
+        unit of time (``period_discount``); None when discounting per step."""
+        if self._nominal_dt is None:
+            return None
+        nominal = self._nominal_dt  # a stock env, without info["dt"], steps at its nominal period
+        return np.array([info.get("dt", nominal) for info in infos], dtype=np.float32) / np.float32(nominal)
 
     # -- update ---------------------------------------------------------------------------------
     def train(self) -> None:

@@ -25,6 +25,10 @@ tensors it is, and the sequences start from those tensors.
   (for a privileged critic) and standardised by the rollout's own per-channel mean and standard
   deviation (floored at 0.01; the target of the actor's auxiliary state estimate, so that every
   channel weighs alike in its loss).
+* **Durations** (optional, ``add(..., durations=...)``): each step's elapsed time in nominal
+  periods. GAE then discounts per unit of time, not per step: a step of duration τ is discounted
+  by γ^τ and its advantage's trace by (γλ)^τ, so a steady half period keeps the horizon in
+  seconds that the nominal period has (all-ones durations are SB3's GAE exactly).
 * **Minibatches** hold whole sequences adding up to about ``batch_size`` env steps, in a random
   order (``torch.randperm``, so a restored torch RNG replays it). Building them is index
   arithmetic over the whole rollout (:func:`cut_sequences`): no per-step Python loop.
@@ -162,15 +166,18 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                                 if self.teacher_labels else None)
         self.full_observations = (np.zeros((self.buffer_size, self.n_envs, self.state_width), dtype=np.float32)
                                   if self.state_width else None)
+        self.durations = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
         self._flat: Optional[Dict[str, Tensor]] = None
         self.layout: Optional[SequenceLayout] = None
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, episode_start: np.ndarray,
             value: Tensor, log_prob: Tensor, states: Optional[Mapping[str, States]] = None,
-            teacher_actions: Optional[np.ndarray] = None, full_observations: Optional[np.ndarray] = None) -> None:
+            teacher_actions: Optional[np.ndarray] = None, full_observations: Optional[np.ndarray] = None,
+            durations: Optional[np.ndarray] = None) -> None:
         """SB3's ``add`` plus ``states``: each network's state *before* this step, (n_envs, H_i),
         and, for a buffer with teacher labels, ``teacher_actions`` (n_envs, A) normalised; for one
-        with state labels, ``full_observations`` (n_envs, state_width)."""
+        with state labels, ``full_observations`` (n_envs, state_width); ``durations`` (n_envs,)
+        the step's elapsed time in nominal periods (None: one each)."""
         if (teacher_actions is None) == self.teacher_labels:
             raise ValueError("add needs teacher_actions exactly when the buffer stores teacher labels "
                              f"(teacher_labels={self.teacher_labels})")
@@ -180,6 +187,10 @@ class RecurrentSequenceBuffer(RolloutBuffer):
         if full_observations is not None and np.shape(full_observations) != (self.n_envs, self.state_width):
             raise ValueError(f"full_observations must have shape ({self.n_envs}, {self.state_width}), "
                              f"got {np.shape(full_observations)}")
+        if durations is not None:
+            durations = np.asarray(durations, dtype=np.float32)
+            if durations.shape != (self.n_envs,) or not (np.all(np.isfinite(durations)) and np.all(durations > 0)):
+                raise ValueError(f"durations must be {self.n_envs} positive finite numbers, got {durations!r}")
         if states is None or set(states) != set(self.states):
             raise ValueError(f"add needs the states of {sorted(self.states)}, got "
                              f"{None if states is None else sorted(states)}")
@@ -195,7 +206,27 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                 self.n_envs, self.action_dim)
         if self.full_observations is not None:
             self.full_observations[self.pos] = full_observations
+        self.durations[self.pos] = 1.0 if durations is None else durations
         super().add(obs, action, reward, episode_start, value, log_prob)
+
+    def compute_returns_and_advantage(self, last_values: Tensor, dones: np.ndarray) -> None:
+        """GAE(λ) over the rollout, discounted per nominal period of each step's duration
+        (``last_values`` (n_envs,) the values of the observations after the last step, ``dones``
+        (n_envs,) whether those start a new episode). With every duration 1 this is SB3's GAE."""
+        # SB3's recursion with γ and γλ raised to each step's duration (its own has no such input).
+        last_values = last_values.clone().cpu().numpy().flatten()
+        discounts = self.gamma ** self.durations
+        traces = (self.gamma * self.gae_lambda) ** self.durations
+        running = np.zeros(self.n_envs, dtype=np.float32)
+        for step in reversed(range(self.buffer_size)):
+            if step == self.buffer_size - 1:
+                next_non_terminal, next_values = 1.0 - dones.astype(np.float32), last_values
+            else:
+                next_non_terminal, next_values = 1.0 - self.episode_starts[step + 1], self.values[step + 1]
+            delta = self.rewards[step] + discounts[step] * next_values * next_non_terminal - self.values[step]
+            running = delta + traces[step] * next_non_terminal * running
+            self.advantages[step] = running
+        self.returns = self.advantages + self.values
 
     # -- sequences -----------------------------------------------------------------------------
     def _prepare(self) -> None:

@@ -38,6 +38,8 @@ class PPOConfig:
     adam_eps: float = 1e-5
     gamma: float = 0.99
     gae_lambda: float = 0.95
+    period_discount: bool = False   # γ and λ per nominal period of elapsed time (γ^(Δt/nominal) per step), not
+                                    # per step: the horizon in seconds stays the same at every period
     clip_range: float = 0.2
     clip_range_vf: Optional[float] = None
     ent_coef: float = 0.0
