@@ -39,6 +39,13 @@ def test_the_teachers_table_comes_from_their_cards():
     assert "| 3.0 h |" in markdown_table([teacher])
 
 
+def test_a_teacher_trained_on_from_another_says_where_it_started():
+    row = {r["name"]: r for r in catalog(SHIPPED / "experts")}["reacher-sac-teacher-400k"]
+    assert "| 0.2M env steps from `reacher-sac-teacher` |" in markdown_table([row])
+    plain = {r["name"]: r for r in catalog(SHIPPED / "experts")}["reacher-sac-teacher"]
+    assert "| 0.2M env steps |" in markdown_table([plain])
+
+
 def test_a_teacher_that_saw_less_than_the_full_state_says_so(tmp_path):
     shutil.copytree(SHIPPED / "experts" / "hopper-sac-teacher", tmp_path / "t")
     card = json.loads((tmp_path / "t" / "card.json").read_text())

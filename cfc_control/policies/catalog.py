@@ -102,7 +102,9 @@ def _steady_period(spec: Any) -> Any:
 
 def _budget(card: Dict[str, Any]) -> str:
     if card.get("steps"):
-        return f"{card['steps'] / 1e6:.2g}M env steps"
+        budget = f"{card['steps'] / 1e6:.2g}M env steps"
+        start = card.get("init_from")  # a teacher trained on from another expert's weights
+        return f"{budget} from `{Path(str(start)).name}`" if start else budget
     episodes = (card.get("data") or {}).get("episodes")
     return f"{episodes} demo episodes" if episodes else ""
 
