@@ -63,7 +63,7 @@ from cfc_control.policies.names import parse_policy_name
 from cfc_control.training.ppo.buffer import RecurrentSequenceBuffer
 from cfc_control.training.ppo.labels import StepLabels, in_process_envs
 from cfc_control.training.ppo.hyperparams import PPOConfig, config_for, model_kwargs_for
-from cfc_control.training.ppo.loss import minibatch_loss
+from cfc_control.training.ppo.loss import UpdateLog, minibatch_loss
 from cfc_control.training.ppo.actor_critic import ActorCritic, shrink_output_layer, zero_time_gate
 from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env, vec_env_nominal_dt,
                                              vec_env_trained_periods)
@@ -299,22 +299,14 @@ class SequencePPO(OnPolicyAlgorithm):
         policy.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)
         critic_only = self.iteration <= cfg.critic_warmup
-        logs: Dict[str, list] = {k: [] for k in ("pg", "value", "entropy", "kl", "clip", "teacher", "state")}
+        log = UpdateLog()
         loss = torch.zeros(())
         continue_training = True
         for epoch in range(cfg.n_epochs):
             for batch in self.rollout_buffer.minibatches(cfg.batch_size):
                 terms = minibatch_loss(policy, batch, cfg, critic_only=critic_only)
                 loss = terms.total
-                logs["pg"].append(terms.policy_gradient.item())
-                logs["value"].append(terms.value.item())
-                logs["entropy"].append(terms.entropy_loss.item())
-                logs["kl"].append(terms.approx_kl)
-                logs["clip"].append(terms.clip_fraction)
-                if terms.teacher is not None:
-                    logs["teacher"].append(terms.teacher.item())
-                if terms.state is not None:
-                    logs["state"].append(terms.state.item())
+                log.add(terms)
                 if cfg.target_kl is not None and terms.approx_kl > 1.5 * cfg.target_kl and not critic_only:
                     continue_training = False
                     break
@@ -327,15 +319,7 @@ class SequencePPO(OnPolicyAlgorithm):
                 break
         buffer = self.rollout_buffer
         record = self.logger.record
-        record("train/policy_gradient_loss", float(np.mean(logs["pg"])))
-        record("train/value_loss", float(np.mean(logs["value"])))
-        record("train/entropy_loss", float(np.mean(logs["entropy"])))
-        record("train/approx_kl", float(np.mean(logs["kl"])))
-        record("train/clip_fraction", float(np.mean(logs["clip"])))
-        if logs["teacher"]:
-            record("train/teacher_loss", float(np.mean(logs["teacher"])))
-        if logs["state"]:
-            record("train/state_loss", float(np.mean(logs["state"])))
+        log.record(record)
         record("train/loss", loss.item())
         record("train/explained_variance", float(explained_variance(buffer.values.flatten(), buffer.returns.flatten())))
         record("train/std", torch.exp(policy.log_std.detach()).mean().item())

@@ -15,8 +15,8 @@ up (``critic_only``) only the value term counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -39,6 +39,32 @@ class MinibatchLoss:
     state: Optional[Tensor]
     approx_kl: float
     clip_fraction: float
+
+
+@dataclass
+class UpdateLog:
+    """The terms of an update's minibatches, averaged into the logger's ``train/`` keys."""
+
+    terms: Dict[str, List[float]] = field(default_factory=lambda: {
+        k: [] for k in ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction",
+                        "teacher_loss", "state_loss")})
+
+    def add(self, loss: MinibatchLoss) -> None:
+        self.terms["policy_gradient_loss"].append(loss.policy_gradient.item())
+        self.terms["value_loss"].append(loss.value.item())
+        self.terms["entropy_loss"].append(loss.entropy_loss.item())
+        self.terms["approx_kl"].append(loss.approx_kl)
+        self.terms["clip_fraction"].append(loss.clip_fraction)
+        if loss.teacher is not None:
+            self.terms["teacher_loss"].append(loss.teacher.item())
+        if loss.state is not None:
+            self.terms["state_loss"].append(loss.state.item())
+
+    def record(self, record: Callable[[str, float], None]) -> None:
+        """``record("train/<term>", mean)`` for every term some minibatch had."""
+        for name, values in self.terms.items():
+            if values:
+                record(f"train/{name}", float(sum(values) / len(values)))
 
 
 def _masked_mean(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
