@@ -189,7 +189,7 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                              f"got {np.shape(full_observations)}")
         if durations is not None:
             durations = np.asarray(durations, dtype=np.float32)
-            if durations.shape != (self.n_envs,) or not (np.all(np.isfinite(durations)) and np.all(durations > 0)):
+            if durations.shape != (self.n_envs,) or not np.all(np.isfinite(durations) & (durations > 0)):
                 raise ValueError(f"durations must be {self.n_envs} positive finite numbers, got {durations!r}")
         if states is None or set(states) != set(self.states):
             raise ValueError(f"add needs the states of {sorted(self.states)}, got "
@@ -206,7 +206,8 @@ class RecurrentSequenceBuffer(RolloutBuffer):
                 self.n_envs, self.action_dim)
         if self.full_observations is not None:
             self.full_observations[self.pos] = full_observations
-        self.durations[self.pos] = 1.0 if durations is None else durations
+        if durations is not None:  # reset() filled the rest with ones
+            self.durations[self.pos] = durations
         super().add(obs, action, reward, episode_start, value, log_prob)
 
     def compute_returns_and_advantage(self, last_values: Tensor, dones: np.ndarray) -> None:
