@@ -251,6 +251,31 @@ def test_fused_backward_equals_autograd(name, activation):
     torch.testing.assert_close(h1, h2, atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["default", "no_gate", "pure", "proj"])
+def test_fused_backward_equals_autograd_when_the_derivatives_come_in_blocks(name, monkeypatch):
+    """Long sequences form the local derivatives in blocks of steps; a block boundary (here every
+    2 steps, the last block shorter) and resets inside the sequence change nothing."""
+    import cfc_control.models.cfc_fused as fused
+
+    model = make(name).double()
+    B, T = 3, 7
+    monkeypatch.setattr(fused, "_BLOCK_ELEMENTS", 2 * B * model.rnn_cell.rec_proj.weight.shape[0])
+    x = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
+    ts = torch.rand(B, T, dtype=torch.float64) * 2
+    starts = torch.zeros(B, T, dtype=torch.bool)
+    starts[1, 3] = starts[0, 4] = True
+    grads = []
+    for fused_backward in (True, False):
+        model.fused_backward = fused_backward
+        model.zero_grad()
+        x.grad = None
+        y, _ = model(x, timespans=ts, episode_starts=starts)
+        y.sin().sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
 def test_fused_backward_gradcheck():
     model = make("default").double()
     x = torch.randn(2, 3, C, dtype=torch.float64)

@@ -2,14 +2,18 @@
 
 Autograd records ~15 small operations per step, each with its own backward node, slicing and
 gradient bookkeeping. Here the forward runs the very same operations as
-:class:`~cfc_control.models.cfc_cell.CfCCell` (so its outputs are bit-identical to stepping) and,
-while each step's tensors are still in cache, also forms the step's local derivatives (of the
-activation, and of the new state with respect to the four heads as one (B, 4, H) multiplier).
-The backward then needs, per step, one multiply for the gate, two matmuls back through the heads
-and the recurrent map, one multiply for the activation, and in-place accumulation of the weight
-gradients. (Stacking all steps and vectorising over time was measured slower: at B=256 those
-tensors leave the cache.) Measured on one CPU thread, a training step at B=32, T=100 takes about
-0.6x the reference library's time, and about 0.8x at B=256, T=64, where the matmuls dominate.
+:class:`~cfc_control.models.cfc_cell.CfCCell` (so its outputs are bit-identical to stepping) and
+forms the steps' local derivatives (of the activation, and of the new state with respect to the
+four heads as one (B, 4, H) multiplier) for blocks of consecutive steps at once, blocks small
+enough that their tensors are still in cache. The backward then needs, per step, one multiply for
+the gate, the matmuls back through the heads and the recurrent map and one multiply for the
+activation; the weight gradients are one matmul each over all steps after the loop. At the small
+batches of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is
+what counts: at B=16, T=32 (64 units, no backbone) forward + backward went from 3.6 to 2.5 ms
+when the derivatives moved from every step to blocks and the weight gradients out of the loop
+(``python tools/fused_blocks.py``). Measured
+on one CPU thread before that, a training step at B=32, T=100 took about 0.6x the reference
+library's time, and about 0.8x at B=256, T=64, where the matmuls dominate.
 
 Covered: modes default / no_gate / pure, ``backbone_layers`` 0 or 1 (dropout has no effect there),
 any activation, per-sample dt, episode-start resets, a given initial state. Everything else
@@ -20,7 +24,7 @@ is not itself differentiable (no double backward).
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -79,24 +83,65 @@ def _const(value: float, like: Tensor) -> Tensor:
 
 
 def _gate_multiplier(f: Tensor, s: Tensor, dt: Tensor, mode: str, a_param: Optional[Tensor]) -> Tensor:
-    """d h / d heads as a (B, n_heads, H) multiplier of the incoming gradient (see
+    """d h / d heads as a (..., n_heads, H) multiplier of the incoming gradient, for ``f``, ``s``
+    (..., ·) and ``dt`` (..., 1) of any number of steps (see
     :func:`~cfc_control.models.cfc_cell.closed_form_parts` for ``f`` and ``s``)."""
     if mode == "pure":  # h = A - A e f1 with e = exp(-dt (|w_tau| + |f1|))
-        return (-a_param * s * (1.0 - dt * f.abs())).unsqueeze(1)
-    batch, hidden = s.shape
-    mult = s.new_empty(batch, 4, hidden)
-    f1, f2 = f.chunk(2, 1)
-    d1, d2 = torch.addcmul(_const(1.0, f), f, f, value=-1.0).chunk(2, 1)  # tanh' = 1 - tanh^2
+        return (-a_param * s * (1.0 - dt * f.abs())).unsqueeze(-2)
+    hidden = s.shape[-1]
+    mult = s.new_empty(*s.shape[:-1], 4, hidden)
+    f1, f2 = f.chunk(2, -1)
+    d1, d2 = torch.addcmul(_const(1.0, f), f, f, value=-1.0).chunk(2, -1)  # tanh' = 1 - tanh^2
     one_minus_s = torch.rsub(s, 1.0)
-    torch.mul(s, d2, out=mult[:, 1])
+    torch.mul(s, d2, out=mult[..., 1, :])
     if mode == "no_gate":  # h = f1 + s f2
-        mult[:, 0] = d1
-        torch.mul(f2, s * one_minus_s, out=mult[:, 3])
+        mult[..., 0, :] = d1
+        torch.mul(f2, s * one_minus_s, out=mult[..., 3, :])
     else:  # h = f1 + s (f2 - f1)
-        torch.mul(one_minus_s, d1, out=mult[:, 0])
-        torch.mul(f2 - f1, s * one_minus_s, out=mult[:, 3])
-    torch.mul(mult[:, 3], dt, out=mult[:, 2])  # time_a enters as time_a * dt
+        torch.mul(one_minus_s, d1, out=mult[..., 0, :])
+        torch.mul(f2 - f1, s * one_minus_s, out=mult[..., 3, :])
+    torch.mul(mult[..., 3, :], dt, out=mult[..., 2, :])  # time_a enters as time_a * dt
     return mult
+
+
+# Local derivatives are formed for blocks of steps of up to this many head elements (B x 4H per
+# step; at least one step). Forward + backward in ms at B = 8 / 16 / 32 / 64 (T = 32) and 256 (T =
+# 64), 64 units, by `python tools/fused_blocks.py` on one thread: one step per block 3.15 / 3.66 /
+# 4.74 / 6.31 / 46.3, 2^16 elements 2.07 / 2.54 / 3.78 / 5.57 / 46.8, 2^18 2.03 / 2.48 / 3.59 /
+# 5.40 / 44.6, the whole sequence in one block 1.90 / 2.37 / 3.43 / 5.29 / 49.3 (those tensors
+# leave the cache at the large batch).
+_BLOCK_ELEMENTS = 262144
+
+
+class _StepDerivatives(NamedTuple):
+    """What the backward needs of one forward step: ``mult`` (B, n_heads, H) = d h / d heads,
+    ``d_act`` (B, U) the backbone activation's derivative (None without a backbone), and in pure
+    mode ``f``, ``s`` (B, H), ``dt`` (B, 1)."""
+
+    mult: Tensor
+    d_act: Optional[Tensor]
+    f: Optional[Tensor]
+    s: Optional[Tensor]
+    dt: Optional[Tensor]
+
+
+def _block_derivatives(block: List[Tuple[Tensor, Optional[Tensor], Tensor, Tensor]], dt: Tensor, cell: CfCCell,
+                       a_param: Optional[Tensor]) -> List[_StepDerivatives]:
+    """The local derivatives of a block of k consecutive steps at once: ``block`` holds each
+    step's (z, a, f, s) (pre-activation, backbone activation or None, closed-form parts),
+    ``dt`` (k, B, 1) their elapsed times."""
+    def stacked(items: Tuple[Tensor, ...]) -> Tensor:
+        return items[0].unsqueeze(0) if len(items) == 1 else torch.stack(items)
+
+    zs, acts, fs, ss = zip(*block)
+    f, s = stacked(fs), stacked(ss)
+    mult = _gate_multiplier(f, s, dt, cell.mode, a_param).unbind(0)
+    d_act: Tuple[Optional[Tensor], ...] = (None,) * len(block)
+    if acts[0] is not None:
+        d_act = _activation_derivative(cell.activation, stacked(zs), stacked(acts)).unbind(0)
+    if cell.mode != "pure":
+        return [_StepDerivatives(m, d, None, None, None) for m, d in zip(mult, d_act)]
+    return [_StepDerivatives(m, d, f_t, s_t, dt_t) for m, d, f_t, s_t, dt_t in zip(mult, d_act, fs, ss, dt.unbind(0))]
 
 
 class _CfCSequence(torch.autograd.Function):
@@ -104,87 +149,89 @@ class _CfCSequence(torch.autograd.Function):
     def forward(ctx: Any, u, h0, ts, keep, w_rec, w_heads, b_heads, w_tau, a_param, cell):  # type: ignore[override]
         mode = cell.mode
         w_rec_t = w_rec.t()
-        keep_col = keep.unsqueeze(-1) if keep is not None else None
+        batch, steps = u.shape[0], u.shape[1]
+        us = u.unbind(1)
+        dt_by_step = ts.transpose(0, 1)  # (T, B, 1)
+        dts = dt_by_step.unbind(0)
+        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else None
+        # One host sync for the sequence: the steps where some row resets (most reset none).
+        resets = (keep == 0).any(0).tolist() if keep is not None else [False] * steps
+        block_steps = max(1, _BLOCK_ELEMENTS // (batch * w_rec.shape[0]))
         h = h0
-        saved: List[Tuple[Optional[Tensor], ...]] = []
+        h_prevs: List[Tensor] = []
+        acts: List[Tensor] = []
         ys: List[Tensor] = []
-        for t in range(u.shape[1]):
-            if keep_col is not None:
-                h = h * keep_col[:, t]
-            h_prev = h
-            dt = ts[:, t]
+        block: List[Tuple[Tensor, Optional[Tensor], Tensor, Tensor]] = []
+        derivatives: List[_StepDerivatives] = []
+        for t in range(steps):
+            if resets[t]:
+                h = h * keeps[t]
+            h_prevs.append(h)
             # The same operations, in the same order, as CfCCell.forward: bit-identical results.
-            z = torch.addmm(u[:, t], h, w_rec_t)
-            a = d_act = None
+            z = torch.addmm(us[t], h, w_rec_t)
+            a = None
             if w_heads is not None:
                 a = cell.act(z)
-                d_act = _activation_derivative(cell.activation, z, a)
+                acts.append(a)
                 heads = F.linear(a, w_heads, b_heads)
             else:
                 heads = z
-            h, f, s = closed_form_parts(heads, dt, mode, w_tau, a_param)
-            # Derivatives are formed here, per step, while the step's tensors are in cache.
-            mult = _gate_multiplier(f, s, dt, mode, a_param)
-            extra = (f, s, dt) if mode == "pure" else (None, None, None)
-            saved.append((h_prev, a, d_act, mult) + extra)
+            h, f, s = closed_form_parts(heads, dts[t], mode, w_tau, a_param)
             ys.append(h)
-        ctx.cell = cell
-        ctx.steps = saved
-        ctx.save_for_backward(keep, w_rec, w_heads, w_tau, a_param)
+            block.append((z, a, f, s))
+            if len(block) == block_steps or t == steps - 1:
+                first = t + 1 - len(block)
+                derivatives += _block_derivatives(block, dt_by_step[first:t + 1], cell, a_param)
+                block = []
+        ctx.cell, ctx.derivatives, ctx.resets = cell, derivatives, resets
+        # The inputs of the weights' matmuls, for one matmul each over all steps in the backward.
+        ctx.save_for_backward(keep, w_rec, w_heads, w_tau, a_param, torch.stack(h_prevs),
+                              torch.stack(acts) if acts else None)
         return torch.stack(ys, 1), ys[-1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, d_y: Optional[Tensor], d_last: Optional[Tensor]):  # type: ignore[override]
-        keep, w_rec, w_heads, w_tau, a_param = ctx.saved_tensors
-        saved = ctx.steps
-        batch, hidden = saved[0][0].shape
-        steps = len(saved)
-        like = saved[0][3]
+        keep, w_rec, w_heads, w_tau, a_param, h_prev, acts = ctx.saved_tensors
+        derivatives, resets = ctx.derivatives, ctx.resets
+        steps, batch, hidden = h_prev.shape
         need = ctx.needs_input_grad
-        keep_col = keep.unsqueeze(-1) if keep is not None else None
-        d_u = like.new_empty(steps, batch, w_rec.shape[0])  # grad of z_t = u_t + h W_rec^T
-        d_w_rec = torch.zeros_like(w_rec) if need[4] else None
-        d_w_heads = torch.zeros_like(w_heads) if w_heads is not None and need[5] else None
-        d_b_heads = like.new_zeros(w_heads.shape[0]) if w_heads is not None and need[6] else None
+        d_ys = d_y.unbind(1) if d_y is not None else None
+        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else None
+        d_u = h_prev.new_empty(steps, batch, w_rec.shape[0])  # grad of z_t = u_t + h W_rec^T
+        # grad of the heads; without a backbone the heads are z itself
+        d_heads = d_u if w_heads is None else h_prev.new_empty(steps, batch, w_heads.shape[0])
         d_a_param = torch.zeros_like(a_param) if a_param is not None and need[8] else None
         d_abs_tau = torch.zeros_like(w_tau) if w_tau is not None and need[7] else None
         # (cloned: it is accumulated into in place below, and autograd owns the incoming tensor)
         g_next: Optional[Tensor] = d_last.clone() if d_last is not None else None
         for t in range(steps - 1, -1, -1):
-            h_prev, a, d_act, mult, f, s, dt = saved[t]
-            if d_y is not None:
-                g = d_y[:, t] if g_next is None else g_next.add_(d_y[:, t])
+            step = derivatives[t]
+            if d_ys is not None:
+                g = d_ys[t] if g_next is None else g_next.add_(d_ys[t])
             else:
-                g = g_next if g_next is not None else like.new_zeros(batch, hidden)
-            d_heads = torch.mul(g.unsqueeze(1), mult).view(batch, -1)
+                g = g_next if g_next is not None else h_prev.new_zeros(batch, hidden)
+            torch.mul(g.unsqueeze(1), step.mult, out=d_heads[t].view(batch, -1, hidden))
             if w_heads is not None:
-                torch.mul(torch.mm(d_heads, w_heads), d_act, out=d_u[t])
-                if d_w_heads is not None:
-                    d_w_heads.addmm_(d_heads.t(), a)
-                if d_b_heads is not None:
-                    d_b_heads.add_(d_heads.sum(0))
-            else:
-                d_u[t] = d_heads
-            if d_w_rec is not None:
-                d_w_rec.addmm_(d_u[t].t(), h_prev)
+                torch.mul(torch.mm(d_heads[t], w_heads), step.d_act, out=d_u[t])
             if d_a_param is not None:  # h = A (1 - e f1)
-                d_a_param.add_((g * torch.rsub(s * f, 1.0)).sum(0, keepdim=True))
+                d_a_param.add_((g * torch.rsub(step.s * step.f, 1.0)).sum(0, keepdim=True))
             if d_abs_tau is not None:  # d h / d|w_tau| = A f1 e dt
-                d_abs_tau.add_((g * f * s * dt).sum(0, keepdim=True))
+                d_abs_tau.add_((g * step.f * step.s * step.dt).sum(0, keepdim=True))
             if t == 0 and not need[1]:
                 break  # no gradient wanted for the initial state
             g_next = torch.mm(d_u[t], w_rec)
-            if keep_col is not None:
-                g_next.mul_(keep_col[:, t])
+            if resets[t]:
+                g_next.mul_(keeps[t])
+        flat_d_u, flat_d_heads = d_u.view(steps * batch, -1), d_heads.view(steps * batch, -1)
         return (
             d_u.transpose(0, 1) if need[0] else None,
             g_next if need[1] else None,  # (after the t = 0 step)
             None,
             None,
-            d_w_rec,
-            d_w_heads,
-            d_b_heads,
+            torch.mm(flat_d_u.t(), h_prev.view(steps * batch, hidden)) if need[4] else None,
+            torch.mm(flat_d_heads.t(), acts.view(steps * batch, -1)) if w_heads is not None and need[5] else None,
+            flat_d_heads.sum(0) if w_heads is not None and need[6] else None,
             d_abs_tau * a_param * torch.sign(w_tau) if d_abs_tau is not None else None,
             d_a_param,
             None,
