@@ -31,9 +31,10 @@ def _rollout(algo):
     return one_rollout(algo)[0]
 
 
-@pytest.mark.parametrize("name", ["cfc", "cfc-mm", "lstm", "mlp"])
-def test_the_update_starts_from_the_states_stored_at_rollout_time(name):
-    algo = SequencePPO(_cue_vec(), name, _tiny(), model_kw={"units": 8}, seed=0)
+@pytest.mark.parametrize("kernel", ["torch", "numpy"])
+@pytest.mark.parametrize("name", ["cfc", "cfc-mm", "ncp", "lstm", "mlp"])
+def test_the_update_starts_from_the_states_stored_at_rollout_time(name, kernel):
+    algo = SequencePPO(_cue_vec(), name, _tiny(rollout_kernel=kernel), model_kw={"units": 8}, seed=0)
     buf = _rollout(algo)
     # a second rollout continues the first: its sequences start from non-zero carried states
     callback = CallbackList([])

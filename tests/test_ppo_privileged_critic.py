@@ -21,9 +21,10 @@ def _rollout(algo):
     return one_rollout(algo)[0]
 
 
+@pytest.mark.parametrize("kernel", ["torch", "numpy"])
 @pytest.mark.parametrize("model", ["cfc", "lstm"])
-def test_the_update_values_each_step_from_the_full_observation_the_rollout_used(model):
-    algo = SequencePPO(TASK, model, _config(), model_kw={"units": 8}, seed=0)
+def test_the_update_values_each_step_from_the_full_observation_the_rollout_used(model, kernel):
+    algo = SequencePPO(TASK, model, _config(rollout_kernel=kernel), model_kw={"units": 8}, seed=0)
     assert algo.policy.privileged and algo.policy.critic.input_size == 4
     assert algo.policy.actor.model.input_size == 2  # the actor still sees positions only
     algo.policy.set_critic_normalizer(algo.policy.critic_normalizer.__class__(

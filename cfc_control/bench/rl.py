@@ -4,6 +4,8 @@ Env steps per second of *training* (rollouts and updates, wall clock, one CPU th
 same task, network sizes and machine, in one run:
 
 * ``cfc``   our SequencePPO with a CfC actor and critic (64 units),
+* ``cfc-numpy`` the same with the rollout's policy step on the runtime's numpy kernels
+            (``rollout_kernel="numpy"``),
 * ``lstm``  our SequencePPO with LSTM actor and critic (64 units, Δt as an input),
 * ``rppo``  sb3-contrib's RecurrentPPO, ``MlpLstmPolicy`` as users run it (its default LSTM of
             256 units, its default recipe),
@@ -48,7 +50,7 @@ from cfc_control.episodes.evaluation import EVAL_SEED
 from cfc_control.tasks.registry import task_info
 from cfc_control.training.ppo import SequencePPO, config_for, make_task_vec_env
 
-ROWS = ("cfc", "lstm", "rppo", "rppo64", "mlp", "env", "mujoco")
+ROWS = ("cfc", "cfc-numpy", "lstm", "rppo", "rppo64", "mlp", "env", "mujoco")
 ENV_ROWS = ("env", "mujoco")
 DEFAULT_ENV = "HalfCheetah-Pos-Jitter"
 
@@ -94,14 +96,16 @@ def evaluate_returns(model: Any, task: str, episodes: int) -> Dict[str, Tuple[fl
 _EQUAL_WORK = {"aux_state_coef": 0.0, "critic_input": "observation"}
 
 
-def _ours(task: str, model: str, steps: int, n_envs: int, seed: int) -> Tuple[Result, Any]:
-    cfg = config_for(task, {"n_envs": n_envs, **_EQUAL_WORK})
+def _ours(task: str, row: str, steps: int, n_envs: int, seed: int) -> Tuple[Result, Any]:
+    model, _, kernel = row.partition("-")
+    cfg = config_for(task, {"n_envs": n_envs, **_EQUAL_WORK, "rollout_kernel": kernel or "torch"})
     algo = SequencePPO(task, model, cfg, model_kw={"units": 64}, seed=seed)
     start = time.perf_counter()
     algo.learn(steps)
     seconds = time.perf_counter() - start
     kw = ", ".join(f"{k}={v}" for k, v in algo.model_kw.items())
-    return Result(model, f"ours, {model} actor + critic ({kw})", algo.num_timesteps, seconds, cfg.rollout_steps,
+    what = f"ours, {model} actor + critic ({kw})" + (f", {kernel} rollout" if kernel else "")
+    return Result(row, what, algo.num_timesteps, seconds, cfg.rollout_steps,
                   f"~{cfg.batch_size} steps ({cfg.batch_size // cfg.seq_len}+ sequences of <= {cfg.seq_len})",
                   round(algo.rollout_time_s, 2), round(algo.update_time_s, 2)), algo
 
@@ -165,7 +169,7 @@ def run(rows: List[str], task: str, steps: int, n_envs: int, seed: int, same_rec
     for row in rows:
         if row in ENV_ROWS:
             result, model = _env_only(task, row, steps, n_envs, seed), None
-        elif row in ("cfc", "lstm"):
+        elif row in ("cfc", "cfc-numpy", "lstm"):
             result, model = _ours(task, row, steps, n_envs, seed)
         else:
             result, model = _sb3(task, row, steps, n_envs, seed, recipe)
@@ -200,17 +204,20 @@ def ratios(results: List[Result]) -> Dict[str, float]:
         out["cfc / rppo"] = by["cfc"] / by["rppo"]
     if "cfc" in by and "rppo64" in by:
         out["cfc / rppo64"] = by["cfc"] / by["rppo64"]
+    if "cfc-numpy" in by and "rppo64" in by:
+        out["cfc-numpy / rppo64"] = by["cfc-numpy"] / by["rppo64"]
     if "cfc" in by and "mlp" in by:
         out["cfc / mlp"] = by["cfc"] / by["mlp"]
     if "lstm" in by and "rppo64" in by:
         out["lstm / rppo64"] = by["lstm"] / by["rppo64"]
     for env_row in ENV_ROWS:
-        if "cfc" in by and env_row in by:
-            out[f"cfc / {env_row}"] = by["cfc"] / by[env_row]
+        for ours in ("cfc", "cfc-numpy"):
+            if ours in by and env_row in by:
+                out[f"{ours} / {env_row}"] = by[ours] / by[env_row]
     return out
 
 
-GOALS = {"cfc / rppo64": 5.0, "cfc / mlp": 1.0, "cfc / env": 0.5}
+GOALS = {"cfc / rppo64": 5.0, "cfc-numpy / rppo64": 5.0, "cfc / mlp": 1.0, "cfc / env": 0.5, "cfc-numpy / env": 0.5}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -41,6 +41,20 @@ Builder = Callable[[StepDescription, Folds], Optional[Callable[[int], Kernel]]]
 BUILDERS: List[Builder] = [numpy_cfc.program_for, numpy_baselines.program_for, numpy_ltc.program_for]
 
 
+def numpy_program(model: object, folds: Folds) -> Optional[Callable[[int], Kernel]]:
+    """The numpy kernel builder (``builder(batch_size)``) of a model's step with ``folds``
+    around it, or None when no numpy kernel runs that model (or it describes no step)."""
+    describe = getattr(model, "step_description", None)
+    if describe is None:
+        return None
+    desc = describe()
+    for build in BUILDERS:
+        program = build(desc, folds)
+        if program is not None:
+            return program
+    return None
+
+
 def compile_policy(policy: RecurrentPolicy, backend: str = "auto", dtype: str = "float32"
                    ) -> Tuple[Callable[[int], Kernel], str]:
     """``(make_kernel, backend_used)``: ``make_kernel(batch_size)`` builds a :class:`Kernel` for
@@ -53,13 +67,9 @@ def compile_policy(policy: RecurrentPolicy, backend: str = "auto", dtype: str = 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if backend != "torch":
-        folds = Folds.from_policy(policy, DTYPES[dtype])
-        describe = getattr(policy.model, "step_description", None)
-        desc = describe() if describe is not None else None
-        for build in BUILDERS if desc is not None else ():
-            program = build(desc, folds)
-            if program is not None:
-                return program, "numpy"
+        program = numpy_program(policy.model, Folds.from_policy(policy, DTYPES[dtype]))
+        if program is not None:
+            return program, "numpy"
         if backend == "numpy":
             config = repr(policy.model.model_config())[:200]
             raise ValueError(f"no numpy kernel for {type(policy.model).__name__} {config}; "
@@ -67,4 +77,4 @@ def compile_policy(policy: RecurrentPolicy, backend: str = "auto", dtype: str = 
     return (lambda batch_size: TorchKernel(policy, batch_size)), "torch"
 
 
-__all__ = ["Kernel", "TorchKernel", "Folds", "compile_policy", "clip_ufunc", "as_numpy", "Time", "DTYPES"]
+__all__ = ["Kernel", "TorchKernel", "Folds", "compile_policy", "numpy_program", "clip_ufunc", "as_numpy", "Time", "DTYPES"]

@@ -33,7 +33,9 @@ class Folds:
     the first weights (``obs_lo``/``obs_hi`` raw clip bounds, ``obs_scale`` 1/std, ``obs_shift``
     -mean/std); in float32 it is applied as torch does ((x - mean) / std, clipped), because a
     folded map of a raw observation with a large mean/std ratio loses the float32 cancellation.
-    ``act_half``, ``act_center``, ``act_lo``, ``act_hi`` (n_act,)."""
+    ``act_half``, ``act_center``, ``act_lo``, ``act_hi`` (n_act,). With ``bounded`` False the
+    output is not clipped (what PPO's rollout reads of an actor's mean and of a critic's value,
+    :func:`Folds.unbounded`)."""
 
     dtype: type
     mean: np.ndarray
@@ -41,6 +43,7 @@ class Folds:
     clip: float
     act_half: np.ndarray
     act_center: np.ndarray
+    bounded: bool = True
 
     @classmethod
     def from_policy(cls, policy: RecurrentPolicy, dtype: type = np.float32) -> "Folds":
@@ -50,12 +53,21 @@ class Folds:
         return cls(dtype, arr(policy.obs_mean), arr(policy.obs_std),  # obs_std is std + eps already
                    float(policy.obs_clip), arr(policy.act_half), arr(policy.act_center))
 
+    @classmethod
+    def unbounded(cls, mean: np.ndarray, std: np.ndarray, clip: float, n_out: int,
+                  dtype: type = np.float32) -> "Folds":
+        """The normalisation ``clip((x - mean) / std, -clip, clip)`` (``std`` with its epsilon
+        added) and the model's own output, neither mapped nor clipped."""
+        return cls(dtype, np.asarray(mean, np.float64), np.asarray(std, np.float64), float(clip),
+                   np.ones(n_out), np.zeros(n_out), bounded=False)
+
     def __post_init__(self) -> None:
         self.fold_obs = self.dtype == np.float64
         self.obs_lo, self.obs_hi = self.mean - self.clip * self.std, self.mean + self.clip * self.std
         self.obs_scale, self.obs_shift = 1.0 / self.std, -self.mean / self.std
-        self.act_lo = (self.act_center - self.act_half).astype(self.dtype)
-        self.act_hi = (self.act_center + self.act_half).astype(self.dtype)
+        bound = 1.0 if self.bounded else np.inf
+        self.act_lo = (self.act_center - bound * self.act_half).astype(self.dtype)
+        self.act_hi = (self.act_center + bound * self.act_half).astype(self.dtype)
         self._mean, self._std = self.mean.astype(self.dtype), self.std.astype(self.dtype)
 
     def write_obs(self, obs: np.ndarray, out: np.ndarray) -> None:

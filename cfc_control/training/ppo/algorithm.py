@@ -18,7 +18,8 @@ What is rewritten, and why:
   ``ActorCriticPolicy``; the buffer is :class:`~.buffer.RecurrentSequenceBuffer`.
 * ``collect_rollouts``: carries each network's recurrent state (any shape) through the rollout,
   stores it per step, and bootstraps truncated episodes from the critic's state at their end.
-  The structure follows SB3's (and sb3-contrib's) loop step for step.
+  The structure follows SB3's (and sb3-contrib's) loop step for step; the policy step itself runs
+  on torch or on the runtime's numpy kernels (:mod:`.rollout_step`).
 * ``train``: PPO's clipped loss over minibatches of whole padded sequences, every term masked
   (sb3-contrib's idea, without its (h, c)-only state handling); one model call per minibatch, with
   the input half of each backbone one matmul over the sequence. With a ``teacher`` (any expert of
@@ -70,6 +71,7 @@ from cfc_control.training.ppo.vec_env import (StepProgressBar, make_task_vec_env
 from cfc_control.tasks import resolve_env_id
 from cfc_control.models.registry import make
 from cfc_control.training.ppo.persistence import load_state, save_state
+from cfc_control.training.ppo.rollout_step import make_rollout_step
 
 PolicySpec = Union[str, RecurrentPolicy, ActorCritic]
 
@@ -183,6 +185,7 @@ class SequencePPO(OnPolicyAlgorithm):
         self.policy = policy.to(self.device)
         self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr_schedule(1.0),
                                                  eps=self.config.adam_eps)
+        self._rollout_step = make_rollout_step(self.config.rollout_kernel, self.policy, self.n_envs)
         actor_state, critic_state = self.policy.initial_states(self.n_envs)
         self.rollout_buffer = RecurrentSequenceBuffer(
             self.n_steps, self.observation_space, self.action_space,
@@ -218,16 +221,20 @@ class SequencePPO(OnPolicyAlgorithm):
         """The envs of an in-process VecEnv (what a teacher and the state labels read)."""
         return in_process_envs(self.env, "a teacher or the state estimate")
 
-    def _critic_full(self, full: Optional[np.ndarray], row: bool = False) -> Optional[torch.Tensor]:
-        """Full observations (n, n_full), or one (n_full,) as a row, as the privileged critic's
-        input; None for another critic."""
+    def _critic_full_array(self, full: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Full observations as the privileged critic's input (float32); None for another critic."""
         if not self.policy.privileged:
             return None
         if full is None:
             raise ValueError("the privileged critic needs the full observation of every state it values; "
                              "the env gave none (its VecEnv must be this project's InProcessVecEnv)")
-        full_t = torch.as_tensor(np.asarray(full), dtype=torch.float32, device=self.device)
-        return full_t[None] if row else full_t
+        return np.asarray(full, dtype=np.float32)
+
+    def _critic_full(self, full: Optional[np.ndarray], row: bool = False) -> Optional[torch.Tensor]:
+        """Full observations (n, n_full), or one (n_full,) as a row, as the privileged critic's
+        input tensor; None for another critic."""
+        full = self._critic_full_array(full)
+        return None if full is None else torch.as_tensor(full[None] if row else full, device=self.device)
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentSequenceBuffer,
                          n_rollout_steps: int) -> bool:
@@ -237,19 +244,16 @@ class SequencePPO(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         callback.on_rollout_start()
-        actor_state, critic_state = self._last_states
+        step = self._rollout_step
+        step.start(self.policy, self._last_states)
         n_steps = 0
         dones = self._last_episode_starts
         new_obs = self._last_obs
         while n_steps < n_rollout_steps:
             teacher_actions = self.labels.teacher_actions(self.policy.actor.action_mapping)  # before the step
             full_observations = self.labels.full_observations()
-            obs_t = torch.as_tensor(self._last_obs, dtype=torch.float32, device=self.device)
-            starts_t = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=self.device)
-            actions, values, log_probs, next_actor, next_critic = self.policy.act(
-                obs_t, actor_state, critic_state, starts_t, full=self._critic_full(full_observations))
-            env_actions = self.policy.actor.to_action(actions).cpu().numpy()
-            new_obs, rewards, dones, infos = env.step(env_actions)
+            out = step.act(self._last_obs, self._last_episode_starts, self._critic_full_array(full_observations))
+            new_obs, rewards, dones, infos = env.step(out.env_actions)
             self.num_timesteps += env.num_envs
             callback.update_locals(locals())
             if not callback.on_step():
@@ -260,21 +264,21 @@ class SequencePPO(OnPolicyAlgorithm):
             for idx in np.flatnonzero(dones):  # bootstrap episodes cut by the time limit, as SB3 does
                 final = infos[idx].get("terminal_observation")
                 if final is not None and infos[idx].get("TimeLimit.truncated", False):
-                    row = tuple(s[idx:idx + 1] for s in next_critic)
+                    row = step.critic_row(idx)
                     final_t = torch.as_tensor(np.asarray(final)[None], dtype=torch.float32, device=self.device)
                     final_full = self._critic_full(infos[idx].get("terminal_full_observation"), row=True)
                     discount = self.gamma ** (1.0 if durations is None else float(durations[idx]))
                     rewards[idx] += discount * float(self.policy.value_step(final_t, row, final_full)[0])
-            rollout_buffer.add(self._last_obs, actions.cpu().numpy(), rewards, self._last_episode_starts, values,
-                               log_probs, states={"actor": actor_state, "critic": critic_state},
+            rollout_buffer.add(self._last_obs, out.actions, rewards, self._last_episode_starts,
+                               torch.from_numpy(out.values), torch.from_numpy(out.log_probs), states=step.before,
                                teacher_actions=teacher_actions, full_observations=full_observations,
                                durations=durations)
             self._last_obs = new_obs
             self._last_episode_starts = dones
-            actor_state, critic_state = next_actor, next_critic
-        self._last_states = (actor_state, critic_state)
+            step.advance()
+        self._last_states = step.states()
         last_values = self.policy.value_step(torch.as_tensor(new_obs, dtype=torch.float32, device=self.device),
-                                             critic_state, self._critic_full(self.labels.full_observations()),
+                                             self._last_states[1], self._critic_full(self.labels.full_observations()),
                                              torch.as_tensor(dones, device=self.device).bool())
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         callback.update_locals(locals())

@@ -64,6 +64,8 @@ class PPOConfig:
                                     # (normalised units, summed over channels); needs a teacher (--expert)
     aux_state_coef: float = 0.0     # weight of the actor's auxiliary estimate of the full simulator observation
                                     # (training/ppo/loss.py); needs MuJoCo envs in this process
+    rollout_kernel: str = "torch"   # the rollout's policy step: "torch", or "numpy" (the runtime's kernels, about
+                                    # 4x faster per step, equal up to float32 rounding; training/ppo/rollout_step.py)
 
     def __post_init__(self) -> None:
         positive = ("total_steps", "n_envs", "n_steps", "seq_len", "batch_size", "n_epochs")
@@ -86,6 +88,8 @@ class PPOConfig:
             raise ValueError(f"PPOConfig.critic must be 'same' or one of {available()}, got {self.critic!r}")
         if self.critic_input not in ("observation", "full"):
             raise ValueError(f"PPOConfig.critic_input must be 'observation' or 'full', got {self.critic_input!r}")
+        if self.rollout_kernel not in ("torch", "numpy"):
+            raise ValueError(f"PPOConfig.rollout_kernel must be 'torch' or 'numpy', got {self.rollout_kernel!r}")
         if self.time_gate_init not in ("reference", "zero"):
             raise ValueError(f"PPOConfig.time_gate_init must be 'reference' or 'zero', got {self.time_gate_init!r}")
         if self.critic_warmup < 0:
