@@ -35,11 +35,14 @@ ACTIVATIONS = ("lecun_tanh", "silu", "relu", "tanh", "gelu")
 _SIGMOID_FORM_MIN_NUMEL = 4096
 
 
-def fast_tanh(x: Tensor) -> Tensor:
-    """tanh(x), computed through sigmoid for tensors of 4096 elements or more."""
+def fast_tanh(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """tanh(x), computed through sigmoid for tensors of 4096 elements or more (into ``out`` when
+    given: the same values)."""
     if x.numel() < _SIGMOID_FORM_MIN_NUMEL:
-        return torch.tanh(x)
-    return torch.sigmoid(x * 2.0).mul(2.0).sub_(1.0)
+        return torch.tanh(x, out=out)
+    if out is None:
+        return torch.sigmoid(x * 2.0).mul(2.0).sub_(1.0)
+    return torch.mul(x, 2.0, out=out).sigmoid_().mul_(2.0).sub_(1.0)
 
 
 class LeCunTanh(nn.Module):

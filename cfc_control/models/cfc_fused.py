@@ -2,8 +2,9 @@
 
 Autograd records ~15 small operations per step, each with its own backward node, slicing and
 gradient bookkeeping. Here the forward runs the very same operations as
-:class:`~cfc_control.models.cfc_cell.CfCCell` (so its outputs are bit-identical to stepping) and
-forms the steps' local derivatives (of the activation, and of the new state with respect to the
+:class:`~cfc_control.models.cfc_cell.CfCCell` (so its outputs are bit-identical to stepping),
+writing each step's heads, gate and state into buffers allocated once per sequence (no tensor or
+view is created per step), and forms the steps' local derivatives (of the activation, and of the new state with respect to the
 four heads as one (B, 4, H) multiplier) for blocks of consecutive steps at once, blocks small
 enough that their tensors are still in cache. The backward then needs, per step, one multiply for
 the gate, the matmuls back through the heads and the recurrent map and one multiply for the
@@ -11,7 +12,7 @@ activation; the weight gradients are one matmul each over all steps after the lo
 batches of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is
 what counts: at B=16, T=32 (64 units, no backbone) forward + backward went from 3.6 to 2.5 ms
 when the derivatives moved from every step to blocks and the weight gradients out of the loop
-(``python tools/fused_blocks.py``). Measured
+(``python tools/fused_blocks.py``), and to about 2.0 ms with the per-sequence buffers. Measured
 on one CPU thread before that, a training step at B=32, T=100 took about 0.6x the reference
 library's time, and about 0.8x at B=256, T=64, where the matmuls dominate.
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from cfc_control.models.cfc_cell import CfCCell, closed_form_parts
+from cfc_control.models.cfc_cell import CfCCell, closed_form_parts, fast_tanh
 
 
 def fused_supported(cell: CfCCell) -> bool:
@@ -125,23 +126,54 @@ class _StepDerivatives(NamedTuple):
     dt: Optional[Tensor]
 
 
-def _block_derivatives(block: List[Tuple[Tensor, Optional[Tensor], Tensor, Tensor]], dt: Tensor, cell: CfCCell,
-                       a_param: Optional[Tensor]) -> List[_StepDerivatives]:
-    """The local derivatives of a block of k consecutive steps at once: ``block`` holds each
-    step's (z, a, f, s) (pre-activation, backbone activation or None, closed-form parts),
-    ``dt`` (k, B, 1) their elapsed times."""
-    def stacked(items: Tuple[Tensor, ...]) -> Tensor:
-        return items[0].unsqueeze(0) if len(items) == 1 else torch.stack(items)
-
-    zs, acts, fs, ss = zip(*block)
-    f, s = stacked(fs), stacked(ss)
+def _block_derivatives(seq: "_SequenceBuffers", first: int, last: int, zs: List[Tensor], acts: List[Tensor],
+                       cell: CfCCell, a_param: Optional[Tensor]) -> List[_StepDerivatives]:
+    """The local derivatives of steps ``first``..``last - 1`` at once, from the sequence's buffers
+    and, with a backbone, those steps' pre-activations ``zs`` and activations ``acts``."""
+    f, s, dt = seq.f[first:last], seq.s[first:last], seq.dt[first:last]
     mult = _gate_multiplier(f, s, dt, cell.mode, a_param).unbind(0)
-    d_act: Tuple[Optional[Tensor], ...] = (None,) * len(block)
-    if acts[0] is not None:
-        d_act = _activation_derivative(cell.activation, stacked(zs), stacked(acts)).unbind(0)
+    d_act: Tuple[Optional[Tensor], ...] = (None,) * (last - first)
+    if acts:
+        d_act = _activation_derivative(cell.activation, torch.stack(zs), torch.stack(acts)).unbind(0)
     if cell.mode != "pure":
         return [_StepDerivatives(m, d, None, None, None) for m, d in zip(mult, d_act)]
-    return [_StepDerivatives(m, d, f_t, s_t, dt_t) for m, d, f_t, s_t, dt_t in zip(mult, d_act, fs, ss, dt.unbind(0))]
+    return [_StepDerivatives(m, d, f_t, s_t, dt_t) for m, d, f_t, s_t, dt_t in zip(mult, d_act, f, s, dt)]
+
+
+class _SequenceBuffers:
+    """Every step's heads, closed-form parts and new state, time-major, allocated once per
+    sequence: each step writes into its slices (``out=``), so a step creates no tensors and no
+    views, and a block of steps is a slice, not a stack. ``heads`` (T, B, n_heads H), ``f`` the
+    tanh of [ff1 | ff2] (T, B, 2H) (pure mode: the heads themselves), ``s`` the gate (T, B, H),
+    ``y`` the new states (T, B, H), ``dt`` (T, B, 1); the per-step views are made once, here."""
+
+    def __init__(self, u: Tensor, ts: Tensor, hidden: int, mode: str) -> None:
+        steps, batch = u.shape[1], u.shape[0]
+        n_heads = 1 if mode == "pure" else 4
+        self.heads = u.new_empty(steps, batch, n_heads * hidden)
+        self.f = self.heads if mode == "pure" else u.new_empty(steps, batch, 2 * hidden)
+        self.s = u.new_empty(steps, batch, hidden)
+        self.y = u.new_empty(steps, batch, hidden)
+        self.dt = ts.transpose(0, 1)
+        self.heads_t, self.s_t, self.y_t, self.dt_t = (x.unbind(0) for x in (self.heads, self.s, self.y, self.dt))
+        if mode != "pure":
+            ff, t_a, t_b = self.heads.split([2 * hidden, hidden, hidden], 2)
+            f1, f2 = self.f.chunk(2, 2)
+            self.ff_t, self.ta_t, self.tb_t, self.f_t, self.f1_t, self.f2_t = (
+                x.unbind(0) for x in (ff, t_a, t_b, self.f, f1, f2))
+
+    def closed_form(self, t: int, mode: str, w_tau: Optional[Tensor], a_param: Optional[Tensor]) -> Tensor:
+        """Step ``t``'s new state from its heads, into ``y[t]``: the operations of
+        :func:`~cfc_control.models.cfc_cell.closed_form_parts`, written into the buffers."""
+        if mode == "pure":
+            h, _, decay = closed_form_parts(self.heads_t[t], self.dt_t[t], mode, w_tau, a_param)
+            self.s_t[t].copy_(decay)
+            return self.y_t[t].copy_(h)
+        fast_tanh(self.ff_t[t], out=self.f_t[t])
+        torch.addcmul(self.tb_t[t], self.ta_t[t], self.dt_t[t], out=self.s_t[t]).sigmoid_()
+        if mode == "no_gate":
+            return torch.addcmul(self.f1_t[t], self.s_t[t], self.f2_t[t], out=self.y_t[t])
+        return torch.lerp(self.f1_t[t], self.f2_t[t], self.s_t[t], out=self.y_t[t])
 
 
 class _CfCSequence(torch.autograd.Function):
@@ -149,45 +181,44 @@ class _CfCSequence(torch.autograd.Function):
     def forward(ctx: Any, u, h0, ts, keep, w_rec, w_heads, b_heads, w_tau, a_param, cell):  # type: ignore[override]
         mode = cell.mode
         w_rec_t = w_rec.t()
+        w_heads_t = w_heads.t() if w_heads is not None else None
         batch, steps = u.shape[0], u.shape[1]
+        seq = _SequenceBuffers(u, ts, h0.shape[1], mode)
         us = u.unbind(1)
-        dt_by_step = ts.transpose(0, 1)  # (T, B, 1)
-        dts = dt_by_step.unbind(0)
         keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else None
         # One host sync for the sequence: the steps where some row resets (most reset none).
         resets = (keep == 0).any(0).tolist() if keep is not None else [False] * steps
-        block_steps = max(1, _BLOCK_ELEMENTS // (batch * w_rec.shape[0]))
+        block_steps = max(1, _BLOCK_ELEMENTS // (batch * seq.heads.shape[2]))
         h = h0
         h_prevs: List[Tensor] = []
+        zs: List[Tensor] = []  # with a backbone: the pre-activations and activations of the block
         acts: List[Tensor] = []
-        ys: List[Tensor] = []
-        block: List[Tuple[Tensor, Optional[Tensor], Tensor, Tensor]] = []
+        all_acts: List[Tensor] = []
         derivatives: List[_StepDerivatives] = []
+        first = 0
         for t in range(steps):
             if resets[t]:
                 h = h * keeps[t]
             h_prevs.append(h)
-            # The same operations, in the same order, as CfCCell.forward: bit-identical results.
-            z = torch.addmm(us[t], h, w_rec_t)
-            a = None
-            if w_heads is not None:
-                a = cell.act(z)
-                acts.append(a)
-                heads = F.linear(a, w_heads, b_heads)
+            # The operations of CfCCell.forward, into the buffers: bit-identical results.
+            if w_heads is None:
+                torch.addmm(us[t], h, w_rec_t, out=seq.heads_t[t])
             else:
-                heads = z
-            h, f, s = closed_form_parts(heads, dts[t], mode, w_tau, a_param)
-            ys.append(h)
-            block.append((z, a, f, s))
-            if len(block) == block_steps or t == steps - 1:
-                first = t + 1 - len(block)
-                derivatives += _block_derivatives(block, dt_by_step[first:t + 1], cell, a_param)
-                block = []
+                z = torch.addmm(us[t], h, w_rec_t)
+                a = cell.act(z)
+                torch.addmm(b_heads, a, w_heads_t, out=seq.heads_t[t])
+                zs.append(z)
+                acts.append(a)
+            h = seq.closed_form(t, mode, w_tau, a_param)
+            if t + 1 - first == block_steps or t == steps - 1:
+                derivatives += _block_derivatives(seq, first, t + 1, zs, acts, cell, a_param)
+                all_acts += acts
+                first, zs, acts = t + 1, [], []
         ctx.cell, ctx.derivatives, ctx.resets = cell, derivatives, resets
         # The inputs of the weights' matmuls, for one matmul each over all steps in the backward.
         ctx.save_for_backward(keep, w_rec, w_heads, w_tau, a_param, torch.stack(h_prevs),
-                              torch.stack(acts) if acts else None)
-        return torch.stack(ys, 1), ys[-1]
+                              torch.stack(all_acts) if all_acts else None)
+        return seq.y.transpose(0, 1), seq.y_t[-1].clone()
 
     @staticmethod
     @once_differentiable
