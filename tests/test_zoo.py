@@ -15,7 +15,7 @@ from cfc_control.zoo.__main__ import main as zoo_main
 from cfc_control.zoo.rebuild import teacher_finished
 from cfc_control.zoo.recipes import CARD_TIMINGS
 from cfc_control.zoo.shipping import median_seed
-from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robustness
+from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robustness, teacher_seconds
 
 # Tiny students: 2 demonstrations, 1 epoch, one DAgger round of 1 episode, a small model.
 TINY_STUDENTS = ("--episodes", "2", "--epochs", "1", "--iterations", "1", "--dagger-episodes", "1",
@@ -145,6 +145,21 @@ def test_every_family_has_a_recipe_with_a_teacher_robust_to_the_period():
         assert recipe.steady_range[0] <= 0.5 and recipe.steady_range[1] >= 2.0  # covers the card's 0.5x and 2x
         assert recipe.training_timing() == f"Irregular|steady:{lo:.12g},{hi:.12g}"
     assert list(recipes_for("walker2d,Hopper")) == ["Walker2d", "Hopper"]
+
+
+def test_a_teacher_trained_on_from_another_counts_the_whole_chain(tmp_path, monkeypatch):
+    """A rebuild from nothing trains every teacher of the chain: the time adds up through init_from."""
+    monkeypatch.chdir(tmp_path)
+    cards = {"first": {"training_time_s": 100.0},
+             "second": {"training_time_s": 50.0, "init_from": "experts/first"},
+             "third": {"training_time_s": 20.0, "init_from": "experts/second"}}
+    for name, card in cards.items():
+        (tmp_path / "experts" / name).mkdir(parents=True)
+        (tmp_path / "experts" / name / "card.json").write_text(json.dumps(card))
+    assert teacher_seconds(cards["third"]) == 170.0
+    assert teacher_seconds(cards["first"]) == 100.0
+    assert teacher_seconds({"training_time_s": 5.0, "init_from": "experts/missing"}) == 5.0
+    assert teacher_seconds(None) == 0.0
 
 
 def test_the_rebuild_estimate_runs_teachers_one_per_worker_then_spreads_the_rest():

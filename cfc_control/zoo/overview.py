@@ -88,12 +88,27 @@ def job_seconds(recipe: FamilyRecipe, plan: ZooPlan) -> Dict[str, float]:
     if fine_tune is not None:
         tuned_trains, tuned_evals = load_results(fine_tune)
         trains, evals = [*trains, *tuned_trains], [*evals, *tuned_evals]
-    card = _teacher_card(recipe)
     return {
-        "teacher": float((card or {}).get("training_time_s", 0.0)),
+        "teacher": teacher_seconds(_teacher_card(recipe)),
         "students": sum(float(r.get("training_time_s") or 0.0) for r in trains),
         "evaluations": sum(float(r.get("eval_time_s", 0.0)) for r in [*evals, *load_expert_results(study)]),
     }
+
+
+def teacher_seconds(card: Optional[Dict[str, Any]], limit: int = 16) -> float:
+    """A teacher's training time from nothing: its card's, plus, for a teacher trained on from
+    another's weights (``init_from``), that teacher's, and so on down the chain (the earlier
+    teachers stay in the repository; a rebuild from nothing trains them all)."""
+    total = 0.0
+    while card is not None and limit > 0:
+        total += float(card.get("training_time_s", 0.0))
+        start = card.get("init_from")
+        try:
+            card = read_json(Path(start) / "card.json") if start else None
+        except (FileNotFoundError, ValueError):
+            card = None
+        limit -= 1
+    return total
 
 
 def rebuild_estimate(times: Dict[str, Dict[str, float]], workers: int) -> float:
@@ -133,7 +148,10 @@ def write_summary(plan: ZooPlan, path: Path) -> Path:
         out += [*lines, ""]
         teacher_card = _teacher_card(recipe)
         if teacher_card:
-            out.append(f"Teacher: `{teacher_card.get('command')}`, trained in {teacher_card.get('training_time_s', 0) / 3600:.1f} h here.")
+            chain = teacher_seconds(teacher_card)
+            own = float(teacher_card.get("training_time_s", 0.0))
+            out.append(f"Teacher: `{teacher_card.get('command')}`, trained in {own / 3600:.1f} h here"
+                       + (f" ({chain / 3600:.1f} h from nothing, with the teachers it continues)." if chain > own else "."))
         for row, name in (("cfc", "CfC"), (f"cfc{FINE_TUNED_SUFFIX}", f"CfC{FINE_TUNED_SUFFIX}")):
             if row in means and all(t in means[row] for t in ("Jitter", *ROBUSTNESS_TIMINGS)):
                 verdict = robustness(means[row], means.get("teacher"))
