@@ -4,9 +4,9 @@ Autograd records ~15 small operations per step, each with its own backward node,
 gradient bookkeeping. Here the forward runs the very same operations as
 :class:`~cfc_control.models.cfc_cell.CfCCell` (so its outputs are bit-identical to stepping),
 writing each step's heads, gate and state into buffers allocated once per sequence (no tensor or
-view is created per step), and forms the steps' local derivatives (of the activation, and of the new state with respect to the
-four heads as one (B, 4, H) multiplier) for blocks of consecutive steps at once, blocks small
-enough that their tensors are still in cache. The backward then needs, per step, one multiply for
+view is created per step), and forms the steps' local derivatives (of the activation, and of the
+new state with respect to the four heads as one (B, 4, H) multiplier) for blocks of consecutive
+steps at once, blocks small enough that their tensors are still in cache. The backward then needs, per step, one multiply for
 the gate, the matmuls back through the heads and the recurrent map and one multiply for the
 activation; the weight gradients are one matmul each over all steps after the loop. At the small
 batches of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is
@@ -28,7 +28,6 @@ import math
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
