@@ -7,14 +7,15 @@ writing each step's heads, gate and state into buffers allocated once per sequen
 view is created per step), and forms the steps' local derivatives (of the activation, and of the
 new state with respect to the four heads as one (B, 4, H) multiplier) for blocks of consecutive
 steps at once, blocks small enough that their tensors are still in cache. The backward then needs, per step, one multiply for
-the gate, the matmuls back through the heads and the recurrent map and one multiply for the
-activation; the weight gradients are one matmul each over all steps after the loop. At the small
-batches of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is
-what counts: at B=16, T=32 (64 units, no backbone) forward + backward went from 3.6 to 2.5 ms
-when the derivatives moved from every step to blocks and the weight gradients out of the loop
-(``python tools/fused_blocks.py``), and to about 2.0 ms with the per-sequence buffers. Measured
-on one CPU thread before that, a training step at B=32, T=100 took about 0.6x the reference
-library's time, and about 0.8x at B=256, T=64, where the matmuls dominate.
+the gate, the matmuls back through the heads and the recurrent map, one multiply for the
+activation, and in-place accumulation of the weight gradients, step by step, last step first (so
+outputs and gradients are bit for bit those of the earlier per-step version of this module, which
+the project's trained figures come from, and trainings repeat exactly). At the small batches
+of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is what
+counts: at B=16, T=32 (64 units, no backbone) forward + backward went from 3.6 to about 2.3 ms
+with the blocks and the buffers (``python tools/fused_blocks.py`` measures the block size).
+Measured on one CPU thread before that, a training step at B=32, T=100 took about 0.6x the
+reference library's time, and about 0.8x at B=256, T=64, where the matmuls dominate.
 
 Covered: modes default / no_gate / pure, ``backbone_layers`` 0 or 1 (dropout has no effect there),
 any activation, per-sample dt, episode-start resets, a given initial state. Everything else
@@ -106,10 +107,12 @@ def _gate_multiplier(f: Tensor, s: Tensor, dt: Tensor, mode: str, a_param: Optio
 
 # Local derivatives are formed for blocks of steps of up to this many head elements (B x 4H per
 # step; at least one step). Forward + backward in ms at B = 8 / 16 / 32 / 64 (T = 32) and 256 (T =
-# 64), 64 units, by `python tools/fused_blocks.py` on one thread: one step per block 3.15 / 3.66 /
-# 4.74 / 6.31 / 46.3, 2^16 elements 2.07 / 2.54 / 3.78 / 5.57 / 46.8, 2^18 2.03 / 2.48 / 3.59 /
-# 5.40 / 44.6, the whole sequence in one block 1.90 / 2.37 / 3.43 / 5.29 / 49.3 (those tensors
-# leave the cache at the large batch).
+# 64), 64 units, by `python tools/fused_blocks.py` on one thread (the machine otherwise idle): one
+# step per block 3.22 / 3.57 / 4.94 / 6.67 / 43.9, 2^14 elements 2.10 / 2.65 / 4.00 / 6.11 / 47.6,
+# 2^16 1.92 / 2.43 / 3.41 / 5.37 / 44.8, 2^18 1.91 / 2.37 / 3.48 / 5.16 / 45.0, the whole sequence
+# in one block 1.95 / 2.39 / 3.42 / 5.16 / 45.0. (An earlier run, with the other core busy, had
+# the whole sequence 10% slower than 2^18 at the large batch, where a block's tensors leave the
+# cache.)
 _BLOCK_ELEMENTS = 262144
 
 
@@ -214,7 +217,7 @@ class _CfCSequence(torch.autograd.Function):
                 all_acts += acts
                 first, zs, acts = t + 1, [], []
         ctx.cell, ctx.derivatives, ctx.resets = cell, derivatives, resets
-        # The inputs of the weights' matmuls, for one matmul each over all steps in the backward.
+        # The inputs of the weights' gradients, each step's slice read in the backward.
         ctx.save_for_backward(keep, w_rec, w_heads, w_tau, a_param, torch.stack(h_prevs),
                               torch.stack(all_acts) if all_acts else None)
         return seq.y.transpose(0, 1), seq.y_t[-1].clone()
@@ -231,6 +234,9 @@ class _CfCSequence(torch.autograd.Function):
         d_u = h_prev.new_empty(steps, batch, w_rec.shape[0])  # grad of z_t = u_t + h W_rec^T
         # grad of the heads; without a backbone the heads are z itself
         d_heads = d_u if w_heads is None else h_prev.new_empty(steps, batch, w_heads.shape[0])
+        d_w_rec = torch.zeros_like(w_rec) if need[4] else None
+        d_w_heads = torch.zeros_like(w_heads) if w_heads is not None and need[5] else None
+        d_b_heads = h_prev.new_zeros(w_heads.shape[0]) if w_heads is not None and need[6] else None
         d_a_param = torch.zeros_like(a_param) if a_param is not None and need[8] else None
         d_abs_tau = torch.zeros_like(w_tau) if w_tau is not None and need[7] else None
         # (cloned: it is accumulated into in place below, and autograd owns the incoming tensor)
@@ -244,6 +250,15 @@ class _CfCSequence(torch.autograd.Function):
             torch.mul(g.unsqueeze(1), step.mult, out=d_heads[t].view(batch, -1, hidden))
             if w_heads is not None:
                 torch.mul(torch.mm(d_heads[t], w_heads), step.d_act, out=d_u[t])
+            # The weight gradients are summed step by step, last step first: one matmul over all
+            # steps would be faster but sums in another order, and a training run would no longer
+            # be the same run, bit for bit, as those the project's figures come from.
+            if d_w_heads is not None:
+                d_w_heads.addmm_(d_heads[t].t(), acts[t])
+            if d_b_heads is not None:
+                d_b_heads.add_(d_heads[t].sum(0))
+            if d_w_rec is not None:
+                d_w_rec.addmm_(d_u[t].t(), h_prev[t])
             if d_a_param is not None:  # h = A (1 - e f1)
                 d_a_param.add_((g * torch.rsub(step.s * step.f, 1.0)).sum(0, keepdim=True))
             if d_abs_tau is not None:  # d h / d|w_tau| = A f1 e dt
@@ -253,15 +268,14 @@ class _CfCSequence(torch.autograd.Function):
             g_next = torch.mm(d_u[t], w_rec)
             if resets[t]:
                 g_next.mul_(keeps[t])
-        flat_d_u, flat_d_heads = d_u.view(steps * batch, -1), d_heads.view(steps * batch, -1)
         return (
             d_u.transpose(0, 1) if need[0] else None,
             g_next if need[1] else None,  # (after the t = 0 step)
             None,
             None,
-            torch.mm(flat_d_u.t(), h_prev.view(steps * batch, hidden)) if need[4] else None,
-            torch.mm(flat_d_heads.t(), acts.view(steps * batch, -1)) if w_heads is not None and need[5] else None,
-            flat_d_heads.sum(0) if w_heads is not None and need[6] else None,
+            d_w_rec,
+            d_w_heads,
+            d_b_heads,
             d_abs_tau * a_param * torch.sign(w_tau) if d_abs_tau is not None else None,
             d_a_param,
             None,
