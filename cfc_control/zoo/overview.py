@@ -98,7 +98,8 @@ def job_seconds(recipe: FamilyRecipe, plan: ZooPlan) -> Dict[str, float]:
 def teacher_seconds(card: Optional[Dict[str, Any]], limit: int = 16) -> float:
     """A teacher's training time from nothing: its card's, plus, for a teacher trained on from
     another's weights (``init_from``), that teacher's, and so on down the chain (the earlier
-    teachers stay in the repository; a rebuild from nothing trains them all)."""
+    teachers stay in the repository; a rebuild from nothing trains them all). At most ``limit``
+    cards are read, so that cards naming each other cannot loop."""
     total = 0.0
     while card is not None and limit > 0:
         total += float(card.get("training_time_s", 0.0))

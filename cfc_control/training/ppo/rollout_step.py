@@ -23,7 +23,7 @@ Both follow one protocol, so that the rollout loop is one loop::
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -188,7 +188,7 @@ def _torch(arrays: Tuple[np.ndarray, ...], copy: bool = False) -> States:
     return tuple(torch.from_numpy(a.copy() if copy else a) for a in arrays)
 
 
-def make_rollout_step(kind: str, policy: ActorCritic, n_envs: int):
+def make_rollout_step(kind: str, policy: ActorCritic, n_envs: int) -> Union[TorchRolloutStep, NumpyRolloutStep]:
     """The rollout step for ``PPOConfig.rollout_kernel``."""
     if kind == "numpy":
         return NumpyRolloutStep(policy, n_envs)
