@@ -30,7 +30,7 @@ import torch
 
 from cfc_control.models.base import States
 from cfc_control.runtime.compiled import Folds, numpy_program
-from cfc_control.runtime.kernel_contract import Kernel
+from cfc_control.runtime.kernel_contract import Kernel, as_numpy
 from cfc_control.training.ppo.actor_critic import ActorCritic
 
 ROLLOUT_KERNELS = ("torch", "numpy")
@@ -60,7 +60,7 @@ class TorchRolloutStep:
     def act(self, obs: np.ndarray, episode_starts: np.ndarray, full: Optional[np.ndarray]) -> StepOutput:
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         starts_t = torch.as_tensor(episode_starts, dtype=torch.bool, device=self.device)
-        full_t = None if full is None else torch.as_tensor(np.asarray(full), dtype=torch.float32, device=self.device)
+        full_t = None if full is None else torch.as_tensor(full, dtype=torch.float32, device=self.device)
         actions, values, log_probs, actor, critic = self.policy.act(obs_t, *self.current, starts_t, full=full_t)
         self.next = (actor, critic)
         env_actions = self.policy.actor.to_action(actions)
@@ -93,17 +93,17 @@ class NumpyRolloutStep:
         actor = policy.actor
         self.policy = policy
         self.device = policy.log_std.device
-        self.actor = self._kernel(actor.model, Folds.unbounded(_np(actor.obs_mean), _np(actor.obs_std),
+        self.actor = self._kernel(actor.model, Folds.unbounded(as_numpy(actor.obs_mean), as_numpy(actor.obs_std),
                                                                actor.obs_clip, actor.n_act), "actor")
         if policy.privileged:
-            folds = Folds.unbounded(_np(policy.critic_mean), _np(policy.critic_std),
+            folds = Folds.unbounded(as_numpy(policy.critic_mean), as_numpy(policy.critic_std),
                                     policy.critic_normalizer.clip, 1)
         else:
-            folds = Folds.unbounded(_np(actor.obs_mean), _np(actor.obs_std), actor.obs_clip, 1)
+            folds = Folds.unbounded(as_numpy(actor.obs_mean), as_numpy(actor.obs_std), actor.obs_clip, 1)
         self.critic = self._kernel(policy.critic, folds, "critic")
         for kernel, state in zip((self.actor, self.critic), states):
             kernel.set_state([s.detach().cpu().numpy() for s in state])
-        self.log_std = _np(policy.log_std).astype(np.float32)
+        self.log_std = as_numpy(policy.log_std).astype(np.float32)
         self.act_center = actor.act_center.detach().cpu().numpy().copy()
         self.act_half = actor.act_half.detach().cpu().numpy().copy()
         self.time = actor.time_input
@@ -177,10 +177,6 @@ class NumpyRolloutStep:
     def states(self) -> Tuple[States, States]:
         return (tuple(t.clone().to(self.device) for t in _torch(self.actor.state)),
                 tuple(t.clone().to(self.device) for t in _torch(self.critic.state)))
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
 
 
 def _torch(arrays: Tuple[np.ndarray, ...], copy: bool = False) -> States:
