@@ -217,26 +217,27 @@ class _CfCSequence(torch.autograd.Function):
                 all_acts += acts
                 first, zs, acts = t + 1, [], []
         ctx.cell, ctx.derivatives, ctx.resets = cell, derivatives, resets
-        # The inputs of the weights' gradients, each step's slice read in the backward.
-        ctx.save_for_backward(keep, w_rec, w_heads, w_tau, a_param, torch.stack(h_prevs),
-                              torch.stack(all_acts) if all_acts else None)
+        # The inputs of the weights' gradients, per step (as the per-step graph would hold them).
+        ctx.h_prevs, ctx.acts = h_prevs, all_acts
+        ctx.save_for_backward(keep, w_rec, w_heads, w_tau, a_param)
         return seq.y.transpose(0, 1), seq.y_t[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, d_y: Optional[Tensor], d_last: Optional[Tensor]):  # type: ignore[override]
-        keep, w_rec, w_heads, w_tau, a_param, h_prev, acts = ctx.saved_tensors
+        keep, w_rec, w_heads, w_tau, a_param = ctx.saved_tensors
+        h_prev, acts = ctx.h_prevs, ctx.acts
         derivatives, resets = ctx.derivatives, ctx.resets
-        steps, batch, hidden = h_prev.shape
+        steps, (batch, hidden) = len(h_prev), h_prev[0].shape
         need = ctx.needs_input_grad
         d_ys = d_y.unbind(1) if d_y is not None else None
         keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else None
-        d_u = h_prev.new_empty(steps, batch, w_rec.shape[0])  # grad of z_t = u_t + h W_rec^T
+        d_u = w_rec.new_empty(steps, batch, w_rec.shape[0])  # grad of z_t = u_t + h W_rec^T
         # grad of the heads; without a backbone the heads are z itself
-        d_heads = d_u if w_heads is None else h_prev.new_empty(steps, batch, w_heads.shape[0])
+        d_heads = d_u if w_heads is None else w_rec.new_empty(steps, batch, w_heads.shape[0])
         d_w_rec = torch.zeros_like(w_rec) if need[4] else None
         d_w_heads = torch.zeros_like(w_heads) if w_heads is not None and need[5] else None
-        d_b_heads = h_prev.new_zeros(w_heads.shape[0]) if w_heads is not None and need[6] else None
+        d_b_heads = w_rec.new_zeros(w_heads.shape[0]) if w_heads is not None and need[6] else None
         d_a_param = torch.zeros_like(a_param) if a_param is not None and need[8] else None
         d_abs_tau = torch.zeros_like(w_tau) if w_tau is not None and need[7] else None
         # (cloned: it is accumulated into in place below, and autograd owns the incoming tensor)
@@ -246,7 +247,7 @@ class _CfCSequence(torch.autograd.Function):
             if d_ys is not None:
                 g = d_ys[t] if g_next is None else g_next.add_(d_ys[t])
             else:
-                g = g_next if g_next is not None else h_prev.new_zeros(batch, hidden)
+                g = g_next if g_next is not None else w_rec.new_zeros(batch, hidden)
             torch.mul(g.unsqueeze(1), step.mult, out=d_heads[t].view(batch, -1, hidden))
             if w_heads is not None:
                 torch.mul(torch.mm(d_heads[t], w_heads), step.d_act, out=d_u[t])
