@@ -3,7 +3,7 @@
     python -m cfc_control.collect --env InvertedPendulum-Pos-Irregular --expert lqr --episodes 20 \\
         --out demos/ip-pos-irregular.npz [--noise 0.1] [--seed 0] [--timing SPEC] [--obs Pos]
 
---expert is "lqr" (pendulum tasks) or an expert directory (python -m cfc_control.experts.train).
+--expert is "lqr" or "lqr-scheduled" (pendulum tasks), "mpc" (Reacher) or an expert directory (python -m cfc_control.experts.train).
 --noise adds DART-style Gaussian noise to the *executed* action (std in units of the action's
 half-range); the recorded label is the expert's own action. The file format is described in
 :mod:`cfc_control.episodes.demos` (.npz, loads without executing code).
@@ -27,7 +27,7 @@ PROG = "python -m cfc_control.collect"
 def main(argv: Optional[List[str]] = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, help="task, e.g. InvertedPendulum-Pos-Irregular")
-    parser.add_argument("--expert", required=True, help="'lqr' or an expert directory")
+    parser.add_argument("--expert", required=True, help="'lqr', 'lqr-scheduled', 'mpc' or an expert directory")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--noise", type=float, default=0.0, help="DART action noise (std, action half-ranges)")

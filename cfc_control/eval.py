@@ -39,7 +39,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("policy", nargs="?", help="policy directory (or a training run directory)")
     parser.add_argument("--expert", default=None,
-                        help="evaluate an expert instead ('lqr' or an expert directory; needs --env)")
+                        help="evaluate an expert instead ('lqr', 'lqr-scheduled', 'mpc' or an expert "
+                             "directory; needs --env)")
     parser.add_argument("--env", default=None, help="task (default: the policy's)")
     parser.add_argument("--timing", action="append", default=None,
                         help="timing preset or spec, repeatable (default: the task's)")

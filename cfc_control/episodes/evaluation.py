@@ -90,9 +90,9 @@ def evaluate(policy: Union[RecurrentPolicy, str, "os.PathLike[str]"], env: Optio
 def evaluate_expert(spec: Union[str, "os.PathLike[str]"], env: str, *, timing: Optional[str] = None,
                     obs: Optional[str] = None, episodes: int = 20, seed: int = EVAL_SEED,
                     batch: int = 32) -> EvalResult:
-    """:func:`evaluate` for an expert (``"lqr"`` or an SB3 expert directory) on task ``env``, on
-    the same episode seeds: the anchor a cloned policy is measured against. The expert acts on the
-    full simulator state, whatever the task observes."""
+    """:func:`evaluate` for an expert (a name such as ``"lqr"`` or ``"mpc"``, or an SB3 expert
+    directory) on task ``env``, on the same episode seeds: the anchor a cloned policy is measured
+    against. The expert acts on the full simulator state, whatever the task observes."""
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     task = resolve_env_id(env)

@@ -30,6 +30,8 @@ class Expert(Protocol):
 
 
 LQR_NAMES = ("lqr", "lqr-scheduled")
+PLANNER_NAMES = ("mpc",)
+MODEL_BASED_NAMES = LQR_NAMES + PLANNER_NAMES  # experts computed from the env's own model: no directory
 
 
 def act_in_each(expert: Expert, envs: Sequence[Any]) -> np.ndarray:
@@ -56,12 +58,17 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
 
     ``spec`` is ``"lqr"`` (an LQR controller computed from the env's MuJoCo model for its nominal
     period; the pendulum tasks only), ``"lqr-scheduled"`` (the same with its gain recomputed for
-    each measured period) or the path of a directory written by :func:`cfc_control.experts.sb3.save_sb3_expert`.
+    each measured period), ``"mpc"`` (a planner on Reacher's arm model, :mod:`cfc_control.experts.mpc`)
+    or the path of a directory written by :func:`cfc_control.experts.sb3.save_sb3_expert`.
     """
     if str(spec).lower() in LQR_NAMES:
         from cfc_control.experts.lqr import LQRExpert, ScheduledLQRExpert
 
         return (LQRExpert if str(spec).lower() == "lqr" else ScheduledLQRExpert).for_env(env)
+    if str(spec).lower() in PLANNER_NAMES:
+        from cfc_control.experts.mpc import ReacherMPCExpert
+
+        return ReacherMPCExpert.for_env(env)
     path = Path(spec)
     if path.is_dir():
         from cfc_control.experts.sb3 import load_sb3_expert
@@ -69,4 +76,4 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
         expert = load_sb3_expert(path)
         expert.check_env(env)
         return expert
-    raise ValueError(f"expert must be 'lqr', 'lqr-scheduled' or an expert directory (policies/experts/<name>/), got {str(spec)!r}")
+    raise ValueError(f"expert must be 'lqr', 'lqr-scheduled', 'mpc' or an expert directory (policies/experts/<name>/), got {str(spec)!r}")

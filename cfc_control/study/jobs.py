@@ -24,7 +24,7 @@ from cfc_control.tasks import parse_timing, task_info
 from cfc_control.tasks.timing import nominal_multiple
 from cfc_control.tasks.specs import timing_presets
 from cfc_control.policies.names import policy_names
-from cfc_control.experts.base import LQR_NAMES
+from cfc_control.experts.base import MODEL_BASED_NAMES
 from cfc_control.training.imitation import default_expert
 
 DEFAULT_MODELS = ("cfc", "ncp", "lstm", "gru", "mlp")
@@ -172,7 +172,7 @@ def same_expert(recorded: str, expert: str) -> bool:
         return True
     a, b = Path(recorded).parts, Path(expert).parts
     tail = min(len(a), len(b), 3)  # e.g. policies/experts/<name>
-    return expert.lower() not in LQR_NAMES and tail >= 2 and a[-tail:] == b[-tail:]
+    return expert.lower() not in MODEL_BASED_NAMES and tail >= 2 and a[-tail:] == b[-tail:]
 
 
 @dataclass

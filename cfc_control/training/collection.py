@@ -16,7 +16,7 @@ from cfc_control.episodes.closed_loop import run_episodes
 def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: int = 0, noise: float = 0.0,
                   timing: Optional[str] = None, obs: Optional[str] = None,
                   progress: Optional[str] = None) -> Demonstrations:
-    """Record ``episodes`` whole episodes of ``expert`` ("lqr", an expert directory, or an
+    """Record ``episodes`` whole episodes of ``expert`` ("lqr", "mpc", an expert directory, or an
     :class:`~cfc_control.experts.Expert`) on ``task``, reset with seeds ``seed``, ``seed + 1``, ...
 
     ``noise``: DART action noise, std in units of the action half-range, applied to the executed

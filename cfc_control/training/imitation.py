@@ -16,16 +16,17 @@ from cfc_control.training.dagger import DAgger
 from cfc_control.episodes.demos import Demonstrations, load_demos, save_demos
 from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome
 
-LQR_TASKS = ("InvertedPendulum", "InvertedDoublePendulum")
+MODEL_BASED_EXPERTS = {"InvertedPendulum": "lqr", "InvertedDoublePendulum": "lqr", "Reacher": "mpc"}
 EXPERTS_DIR = Path("policies") / "experts"
 DEMO_SEED_STRIDE = 1_000  # demonstrations of run seed S use reset seeds 1000 S, 1000 S + 1, ...
 
 
 def default_expert(task: str) -> str:
-    """'lqr' for the pendulum tasks, else a shipped SB3 expert directory for the task's base env."""
+    """'lqr' for the pendulum tasks, 'mpc' for Reacher, else a shipped SB3 expert directory for
+    the task's base env."""
     base = task_info(task)["base_env"].split("-v")[0]
-    if base in LQR_TASKS:
-        return "lqr"
+    if base in MODEL_BASED_EXPERTS:
+        return MODEL_BASED_EXPERTS[base]
     for algo in ("sac", "ppo"):
         path = EXPERTS_DIR / f"{base.lower()}-{algo}"
         if (path / "config.json").is_file():

@@ -31,7 +31,7 @@ from typing import Any, Dict, Optional
 import cfc_control
 from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_policy
 from cfc_control.tasks import make_env, parse_timing, resolve_env_id, task_info
-from cfc_control.experts.base import LQR_NAMES
+from cfc_control.experts.base import MODEL_BASED_NAMES
 from cfc_control.files import check_writable
 from cfc_control.training.run_config import ALGORITHMS, RunConfig, RunOptions
 from cfc_control.episodes.evaluation import EVAL_SEED, EvalResult, card_entry, evaluate_timings
@@ -108,8 +108,8 @@ def check_config(config: RunConfig) -> None:
             raise ValueError("--expert does nothing for ppo without a teacher term: add --hp teacher_coef=C (C > 0)")
     if needs_expert:
         spec = expert_spec(config, task)
-        if spec.lower() not in LQR_NAMES and not (Path(spec) / "config.json").is_file():
-            raise ValueError(f"--expert {spec}: not one of {', '.join(LQR_NAMES)} nor an expert directory "
+        if spec.lower() not in MODEL_BASED_NAMES and not (Path(spec) / "config.json").is_file():
+            raise ValueError(f"--expert {spec}: not one of {', '.join(MODEL_BASED_NAMES)} nor an expert directory "
                              "(no config.json there)")
 
 

@@ -45,8 +45,9 @@ class ImitationConfig:
 
     demos: Optional[str] = setting(None, "demonstration file (.npz); default: collect them with --expert",
                                    metavar="FILE")
-    expert: str = setting("auto", "'lqr', 'lqr-scheduled', an expert directory, or 'auto' (lqr for the pendulums, else "
-                                  "policies/experts/<env>-sac or -ppo); also PPO's teacher with --hp teacher_coef=C",
+    expert: str = setting("auto", "'lqr', 'lqr-scheduled', 'mpc', an expert directory, or 'auto' (lqr for the "
+                                  "pendulums, mpc for Reacher, else policies/experts/<env>-sac or -ppo); also PPO's "
+                                  "teacher with --hp teacher_coef=C",
                           algos=("bc", "dagger", "ppo"))
     episodes: int = setting(20, "demonstration episodes to collect")
     noise: float = setting(0.1, "DART noise on the executed action while collecting (std, in action half-ranges)")
