@@ -2,10 +2,10 @@
 
 Every family follows one recipe. A *teacher* acts on the full simulator state with the elapsed
 period as an input and is trained under Irregular timing with lost packets (an SB3 agent), or needs
-no training (the gain-scheduled LQR of the pendulums). *Students* see positions only and learn
-from it by DAgger under a per-episode mixture of Irregular timing and steady periods from half to
-twice the nominal one (``Irregular|steady:LO,HI``), so that they meet runs of long periods as well
-as ever-changing ones. The timing study of each family trains every model of :data:`STUDY_MODELS`
+no training (the gain-scheduled LQR of the pendulums, Reacher's planner on its arm's model).
+*Students* see positions only and learn from it by DAgger under a per-episode mixture of
+Irregular timing and steady periods from half to twice the nominal one (``Irregular|steady:LO,HI``),
+so that they meet runs of long periods as well as ever-changing ones. The timing study of each family trains every model of :data:`STUDY_MODELS`
 by that recipe on seeds 0-2; the CfC and NCP students ship. Where the students fall short (the
 walkers), PPO with the teacher in its loss continues each CfC student, and the result ships too.
 
@@ -107,11 +107,6 @@ def _family(family: str, algo: str, steps: int, flags: Tuple[str, ...] = _MORE_D
                         fine_tune=fine_tune)
 
 
-_REACHER_TEACHER = TeacherConfig(env="Reacher", algo="sac", steps=200_000, timing=TEACHER_TIMING, dt_input=True,
-                                 init_from="policies/experts/reacher-sac-teacher-600k",
-                                 overrides={"ent_coef": "auto_0.01"}, out="policies/experts/reacher-sac-teacher-800k")
-
-
 # PPO with the zoo's tuned settings where they learn under irregular timing in a session or two
 # here; SAC for Hopper, where PPO under Irregular timing settles on standing still (988 at 2M steps),
 # and for HalfCheetah, where PPO reached 3217 under Jitter at 2M steps (the SAC expert: 6626).
@@ -145,18 +140,14 @@ RECIPES: Dict[str, FamilyRecipe] = {
     "Walker2d": _family("Walker2d", "ppo", 2_000_000, flags=(*_MORE_DATA, "--aux-state", "0.3"),
                         steady_range=WIDE_STEADY_RANGE, teacher_coef=20),
     "Swimmer": _family("Swimmer", "ppo", 1_000_000),
-    # SAC for Reacher: it scores -4.10 under Jitter at 200k steps, PPO -4.55 at 1M. Ten times the
-    # demonstrations (a Reacher episode is 50 steps: 40 of them held 2,000 samples) and the state
-    # estimate: with 40 episodes the SAC teacher's CfC students stayed at -4.70 ± 0.12; with 400
-    # and --aux-state 1 they reach the teacher, -4.14 ± 0.04 under Jitter (seeds 0-2; without the
-    # estimate -4.28 ± 0.20, one seed of three losing 0.4).
-    # The teacher is the 200k-step SAC teacher trained on three times for 200k more steps from
-    # its weights (its checkpoints were gone): -3.88 under Jitter on the card's episodes from
-    # -4.10 after the first 200k (its CfC students -3.97 ± 0.03 from -4.14 ± 0.04), -3.79 after
-    # the second (-3.89 ± 0.04), -3.78 after the third (-3.86 ± 0.09; studies/reacher-students.md).
-    # The earlier teachers (reacher-sac-teacher, -400k, -600k) are where it starts, so they stay
-    # in the repository.
-    "Reacher": FamilyRecipe("Reacher", expert=_REACHER_TEACHER.out, teacher=_REACHER_TEACHER,
+    # Reacher's expert plans on the arm's own model (experts/mpc.py): it needs no training and
+    # scores -3.33 under Jitter over 50 episodes where the SAC teacher, trained 800k steps under
+    # Irregular timing, scored -3.59; with that teacher the CfC students stayed at -3.86 ± 0.09
+    # (studies/reacher-students.md). Ten times the demonstrations of the other families (a Reacher
+    # episode is 50 steps: 40 of them hold 2,000 samples) and the state estimate: with 40 episodes
+    # the SAC teacher's CfC students stayed at -4.70 ± 0.12; with 400 and --aux-state 1 they
+    # reached that teacher (-4.14 ± 0.04 against -4.10, seeds 0-2).
+    "Reacher": FamilyRecipe("Reacher", expert="mpc",
                             student_flags=("--episodes", "400", "--iterations", "6", "--aux-state", "1")),
 }
 
