@@ -29,7 +29,7 @@ def test_the_arm_model_predicts_the_simulated_joints_over_held_actions(dt):
         for _ in range(substeps):
             mujoco.mj_step(model, data)
         simulated.append(data.qpos[arm.joint_qpos].copy())
-    r_q, r_v, response = arm.responses(horizon, dt)
+    r_q, r_v, response = arm.responses([dt] * horizon)
     predicted = r_q * q0 + r_v * v0 + np.einsum("jhk,jk->hj", response, actions)
     travelled = np.abs(np.array(simulated) - q0).max()
     assert travelled > 0.1
@@ -39,11 +39,14 @@ def test_the_arm_model_predicts_the_simulated_joints_over_held_actions(dt):
 def test_the_plans_gradient_is_the_gradient_of_its_cost():
     expert = ReacherMPCExpert.for_env(make_env("Reacher-Full-Fixed"), horizon=6)
     rng = np.random.default_rng(1)
-    free = expert._q0_response * np.array([0.3, 2.0]) + expert._v0_response * np.array([-1.0, 0.5])
+    r_q, r_v, response = expert.responses(0.03)
+    free = r_q * np.array([0.3, 2.0]) + r_v * np.array([-1.0, 0.5])
     target = np.array([0.05, -0.12])
+    durations = np.r_[1.5, np.ones(5)]
     flat = rng.uniform(-0.5, 0.5, size=12)
-    _, grad = expert._cost(flat, free, target)
-    numeric = np.array([(expert._cost(flat + e, free, target)[0] - expert._cost(flat - e, free, target)[0]) / 2e-6
+    _, grad = expert._cost(flat, free, target, response, durations)
+    numeric = np.array([(expert._cost(flat + e, free, target, response, durations)[0]
+                         - expert._cost(flat - e, free, target, response, durations)[0]) / 2e-6
                         for e in np.eye(12) * 1e-6])
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 

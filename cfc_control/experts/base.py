@@ -1,4 +1,4 @@
-"""The expert interface shared by every demonstrator (LQR, stable-baselines3 agents).
+"""The expert interface shared by every demonstrator (LQR, Reacher's planner, stable-baselines3 agents).
 
 An expert acts from the *full simulator state* of the env it is given, whatever the student
 observes: a student that sees positions only (the "Pos" observation) and irregular Δt is
@@ -19,8 +19,8 @@ import numpy as np
 class Expert(Protocol):
     """``act(env) -> action`` (n_act,) float32, read from the env's full simulator state;
     ``reset()`` before a batch of episodes. Rollouts call one expert for several envs in turn
-    (lockstep), so ``act`` must depend on the env's state only, not on earlier calls (the LQR
-    and SB3 MLP experts are memoryless)."""
+    (lockstep), so ``act`` must depend on the env's state only, not on earlier calls (the LQR,
+    the planner and the SB3 MLP experts are memoryless)."""
 
     name: str
 
@@ -30,7 +30,7 @@ class Expert(Protocol):
 
 
 LQR_NAMES = ("lqr", "lqr-scheduled")
-PLANNER_NAMES = ("mpc",)
+PLANNER_NAMES = ("mpc", "mpc-measured")
 MODEL_BASED_NAMES = LQR_NAMES + PLANNER_NAMES  # experts computed from the env's own model: no directory
 
 
@@ -68,7 +68,7 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
     if str(spec).lower() in PLANNER_NAMES:
         from cfc_control.experts.mpc import ReacherMPCExpert
 
-        return ReacherMPCExpert.for_env(env)
+        return ReacherMPCExpert.for_env(env, first_hold="measured" if str(spec).lower() == "mpc-measured" else "nominal")
     path = Path(spec)
     if path.is_dir():
         from cfc_control.experts.sb3 import load_sb3_expert
