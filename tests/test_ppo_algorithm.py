@@ -242,10 +242,13 @@ def test_the_plain_cfc_explores_less_on_the_pendulum_and_other_models_keep_the_f
     # studies/ppo-cfc-long-periods.md: with exp(-1.5) = 0.22 action half-ranges of exploration
     # noise, held for each (up to 2x nominal) period, the plain CfC learns a high-gain controller
     # that overcorrects after runs of long periods; exp(-2.5) = 0.08 is its setting there.
-    assert config_for(TASK, model="cfc").log_std_init == -2.5
-    assert np.exp(config_for(TASK, model="cfc").log_std_init) < 0.1
+    # With a linear learning-rate decay and 10 epochs a seed's outcome stops being chaotic.
+    cfc = config_for(TASK, model="cfc")
+    assert (cfc.log_std_init, cfc.lr_schedule, cfc.n_epochs) == (-2.5, "linear", 10)
+    assert np.exp(cfc.log_std_init) < 0.1
     for other in ("cfc-mm", "lstm", "mlp", "ncp", None):
-        assert config_for(TASK, model=other).log_std_init == -1.5
+        config = config_for(TASK, model=other)
+        assert (config.log_std_init, config.lr_schedule, config.n_epochs) == (-1.5, "constant", 15)
     assert config_for("HalfCheetah-Pos-Jitter", model="cfc").log_std_init == -1.0  # other families as they were
     assert config_for(TASK, init_from=True, model="cfc").log_std_init == -1.5  # a cloned actor: INIT_FROM_DEFAULTS
     assert config_for(TASK, {"log_std_init": "-1"}, model="cfc").log_std_init == -1.0  # --hp wins
