@@ -173,9 +173,9 @@ SCRATCH_DEFAULTS: Dict[str, Dict[str, Any]] = {
 # 732.1); studies/ppo-cfc-long-periods.md. Other models keep the family's -1.5 (cfc-mm and the
 # LSTM balance in every episode with it).
 # The same CfC also takes a linear learning-rate decay and 10 epochs instead of 15: with the noise
-# alone a seed's outcome was chaotic (8 of 12 seeds and rounding variants reached 950 over 100
-# Irregular episodes, 940.7 on seed 0); with both, seeds 0-11 score 972-1000 (mean 995; the decay
-# alone 932-1000 on seeds 0-5, period-scaled noise or per-time discounting 315-1000).
+# alone a seed's outcome was chaotic (seeds 0-5: 4 of 6 reached 950 over 100 Irregular episodes,
+# 940.7 on seed 0); with both, seeds 0-11 score 972-1000 (mean 995; the decay alone 932-1000 on
+# seeds 0-5, period-scaled noise or per-time discounting 315-1000).
 # HalfCheetah, MLP: a memoryless actor cannot hold the velocities that SCRATCH_DEFAULTS' state
 # estimate asks of it; with the estimate and the full-state critic it scores 3996 ± 185 under
 # Jitter over seeds 0-2, without them 4702 ± 47 (studies/ppo-halfcheetah-recipes.md, e9).
