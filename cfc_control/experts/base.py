@@ -1,4 +1,4 @@
-"""The expert interface shared by every demonstrator (LQR, Reacher's planner, stable-baselines3 agents).
+"""The expert interface shared by every demonstrator (LQR, Reacher's planner, SB3 agents).
 
 An expert acts from the *full simulator state* of the env it is given, whatever the student
 observes: a student that sees positions only (the "Pos" observation) and irregular Δt is
@@ -58,8 +58,10 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
 
     ``spec`` is ``"lqr"`` (an LQR controller computed from the env's MuJoCo model for its nominal
     period; the pendulum tasks only), ``"lqr-scheduled"`` (the same with its gain recomputed for
-    each measured period), ``"mpc"`` (a planner on Reacher's arm model, :mod:`cfc_control.experts.mpc`)
-    or the path of a directory written by :func:`cfc_control.experts.sb3.save_sb3_expert`.
+    each measured period), ``"mpc"`` (a planner on Reacher's arm model,
+    :mod:`cfc_control.experts.mpc`), ``"mpc-measured"`` (the same planning its first hold with the
+    period that just elapsed) or the path of a directory written by
+    :func:`cfc_control.experts.sb3.save_sb3_expert`.
     """
     if str(spec).lower() in LQR_NAMES:
         from cfc_control.experts.lqr import LQRExpert, ScheduledLQRExpert
@@ -68,7 +70,8 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
     if str(spec).lower() in PLANNER_NAMES:
         from cfc_control.experts.mpc import ReacherMPCExpert
 
-        return ReacherMPCExpert.for_env(env, first_hold="measured" if str(spec).lower() == "mpc-measured" else "nominal")
+        first_hold = "measured" if str(spec).lower() == "mpc-measured" else "nominal"
+        return ReacherMPCExpert.for_env(env, first_hold=first_hold)
     path = Path(spec)
     if path.is_dir():
         from cfc_control.experts.sb3 import load_sb3_expert
@@ -76,4 +79,5 @@ def make_expert(spec: Union[str, Path], env: Any) -> Expert:
         expert = load_sb3_expert(path)
         expert.check_env(env)
         return expert
-    raise ValueError(f"expert must be 'lqr', 'lqr-scheduled', 'mpc' or an expert directory (policies/experts/<name>/), got {str(spec)!r}")
+    raise ValueError(f"expert must be one of {', '.join(MODEL_BASED_NAMES)} or an expert directory "
+                     f"(policies/experts/<name>/), got {str(spec)!r}")

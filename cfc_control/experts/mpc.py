@@ -89,7 +89,8 @@ class ReacherMPCExpert:
         plan = self.plan(q0, v0, target, first)
         return plan[:, 0].astype(np.float32)
 
-    def plan(self, q0: np.ndarray, v0: np.ndarray, target: np.ndarray, first_hold: Optional[float] = None) -> np.ndarray:
+    def plan(self, q0: np.ndarray, v0: np.ndarray, target: np.ndarray,
+             first_hold: Optional[float] = None) -> np.ndarray:
         """The planned actions (2, horizon) from joint angles ``q0`` (2,), velocities ``v0`` (2,)
         and the target's position relative to the arm's base ``target`` (2,); the first action
         held ``first_hold`` seconds (default: the nominal period), the others the nominal period."""

@@ -4,9 +4,10 @@ Every family follows one recipe. A *teacher* acts on the full simulator state wi
 period as an input and is trained under Irregular timing with lost packets (an SB3 agent), or needs
 no training (the gain-scheduled LQR of the pendulums, Reacher's planner on its arm's model).
 *Students* see positions only and learn from it by DAgger under a per-episode mixture of
-Irregular timing and steady periods from half to twice the nominal one (``Irregular|steady:LO,HI``),
-so that they meet runs of long periods as well as ever-changing ones. The timing study of each family trains every model of :data:`STUDY_MODELS`
-by that recipe on seeds 0-2; the CfC and NCP students ship. Where the students fall short (the
+Irregular timing and steady periods from half to twice the nominal one (``Irregular|steady:LO,HI``;
+0.4x-2.5x for the walkers and Reacher), so that they meet runs of long periods as well as
+ever-changing ones. The timing study of each family trains every model of :data:`STUDY_MODELS` by
+that recipe on seeds 0-2; the CfC and NCP students ship. Where the students fall short (the
 walkers), PPO with the teacher in its loss continues each CfC student, and the result ships too.
 
     recipe = RECIPES["Walker2d"]
@@ -32,7 +33,7 @@ STUDY_TIMINGS = ("0.25x", "0.5x", "1x", "2x", "4x", "Jitter", "Irregular")
 # What a shipped student's card records: the presets, and steady half and double periods.
 CARD_TIMINGS = {"Fixed": "1x", "Jitter": "Jitter", "Irregular": "Irregular", "0.5x": "0.5x", "2x": "2x"}
 STEADY_RANGE = (0.5, 2.0)  # the steady periods of the students' training mixture, x nominal (default)
-WIDE_STEADY_RANGE = (0.4, 2.5)  # for the walkers: 0.5x inside the mixture, not at its edge (see Walker2d)
+WIDE_STEADY_RANGE = (0.4, 2.5)  # walkers, Reacher: 0.5x and 2x inside the mixture, not at its edge (see Walker2d)
 TEACHER_TIMING = "Irregular+drop:0.05"
 
 # PPO from a DAgger student with the teacher in its loss (README, "Reinforcement learning"): little
