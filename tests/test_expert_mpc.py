@@ -73,3 +73,13 @@ def test_reacher_defaults_to_the_mpc_expert_and_other_tasks_refuse_it():
     assert default_expert("Reacher-Pos-Irregular") == "mpc"
     with pytest.raises(ValueError, match="the mpc expert supports \\['Reacher'\\], not SwimmerEnv"):
         make_expert("mpc", make_env("Swimmer-Full-Fixed"))
+
+
+def test_mpc_measured_plans_the_first_hold_with_the_period_that_elapsed():
+    steady = make_env("Reacher-Full-Fixed")
+    steady.reset(seed=4)
+    nominal, measured = make_expert("mpc", steady), make_expert("mpc-measured", steady)
+    np.testing.assert_array_equal(nominal.act(steady), measured.act(steady))  # the elapsed period is nominal
+    q0, v0, target = np.array([0.2, 1.0]), np.array([0.5, -0.5]), np.array([-0.1, 0.08])
+    short, long = measured.plan(q0, v0, target, 0.01), measured.plan(q0, v0, target, 0.04)
+    assert np.abs(long[:, 0]).sum() < np.abs(short[:, 0]).sum()  # a longer hold asks for a smaller push
