@@ -20,6 +20,7 @@ FUNCTION_IMPORTS = {
                                                             "instead of the whole benchmark failing",
     ("cfc_control.experts.base", "cfc_control.experts.lqr"): "an expert's kind is imported when one is made "
                                                               "(experts/ is maintained apart)",
+    ("cfc_control.experts.base", "cfc_control.experts.mpc"): "as for the LQR",
     ("cfc_control.experts.base", "cfc_control.experts.sb3"): "stable-baselines3 is imported only when an SB3 "
                                                               "expert is loaded",
     ("cfc_control.tasks.registry", "cfc_control.tasks.env"): "builds envs; `import cfc_control` (which "
