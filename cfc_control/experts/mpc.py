@@ -6,8 +6,8 @@ plane), so each joint is a damped double integrator, ``m q'' = gear a - damping 
 response to an action held for a period has a closed form. The expert plans on that model over a
 receding horizon of ``horizon`` nominal periods: it minimises the task's own cost, the fingertip's
 distance to the target after each period plus the action's squared norm (both weighted as the
-reward weights them), with the last distance weighted ``terminal_weight`` times more for the part
-of the episode beyond the horizon and a penalty for bending the elbow past its joint limit, by
+reward weights them), with ``terminal_weight`` added to the last distance's weight of 1 for the
+part of the episode beyond the horizon and a penalty for bending the elbow past its joint limit, by
 L-BFGS-B over the action sequence within the control range, from zero actions (the expert keeps
 nothing between calls), and acts with the first action.
 
@@ -15,18 +15,19 @@ Why a planner and not a learned teacher: a Reacher episode's return is set by ho
 fingertip reaches the target for how much action, and on this model that trade is a small
 optimisation problem; the SAC teacher trained for 800k steps under irregular timing scores
 -3.59 under Jitter over 50 episodes where this expert scores -3.33 (studies/reacher-students.md).
-Why the nominal period for every planned hold: a loop does not know the coming period, and
-planning the first hold with the period that has just elapsed scored worse under Irregular timing
-(-3.36 against -3.30 over the same 50 episodes). The defaults were chosen over 30 episodes from
-other reset seeds: a terminal weight of 2, 5 or 10 scores the same (within 0.003), a horizon of
-12 periods 0.05 worse, 20 periods 0.01 better for 1.7x the time. A call takes ~7 ms here (about
-20 L-BFGS-B iterations).
+Why the nominal period for every planned hold by default: a loop does not know the coming period,
+and planning the first hold with the period that has just elapsed (``first_hold="measured"``, the
+expert ``mpc-measured``) scores the same over the same 50 episodes at every timing (within 0.01).
+The defaults were chosen over 30 episodes from other reset seeds: a terminal weight of 2, 5 or 10
+scores the same (within 0.003), a horizon of 12 periods 0.05 worse, 20 periods 0.01 better for
+1.7x the time. A call takes ~7 ms here (about 20 L-BFGS-B iterations).
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Tuple
 
+import mujoco
 import numpy as np
 import scipy.optimize
 
@@ -41,7 +42,10 @@ class ReacherMPCExpert:
 
     ``nominal_dt``: the period (seconds) of each planned hold; ``horizon``: planned holds;
     ``terminal_weight``: extra weight of the last planned distance; ``smoothing``: metres added
-    (in quadrature) to the distance so that its gradient is defined at the target.
+    (in quadrature) to the distance so that its gradient is defined at the target;
+    ``limit_margin`` (radians) and ``limit_weight``: the elbow's penalty starts that far inside its
+    joint limit; ``first_hold``: "nominal" plans every hold at the nominal period, "measured" the
+    first one at the period that has just elapsed (the env's ``last_dt``).
     """
 
     name = "mpc"
@@ -153,8 +157,7 @@ class ArmModel:
 
     @classmethod
     def from_mujoco(cls, model: Any) -> "ArmModel":
-        import mujoco
-
+        """The arm of a Reacher MuJoCo model (ValueError for a model without its bodies and joints)."""
         names = ("body0", "body1", "fingertip", "target")
         try:
             ids = [model.body(name).id for name in names]
