@@ -3,7 +3,8 @@
     python -m cfc_control.collect --env InvertedPendulum-Pos-Irregular --expert lqr --episodes 20 \\
         --out demos/ip-pos-irregular.npz [--noise 0.1] [--seed 0] [--timing SPEC] [--obs Pos]
 
---expert is "lqr" or "lqr-scheduled" (pendulum tasks), "mpc" (Reacher) or an expert directory (python -m cfc_control.experts.train).
+--expert is "lqr" or "lqr-scheduled" (pendulum tasks), "mpc" (Reacher) or an expert directory
+(python -m cfc_control.experts.train).
 --noise adds DART-style Gaussian noise to the *executed* action (std in units of the action's
 half-range); the recorded label is the expert's own action. The file format is described in
 :mod:`cfc_control.episodes.demos` (.npz, loads without executing code).

@@ -110,7 +110,8 @@ def test_linearisation_predicts_the_simulator():
 def test_lqr_rejects_other_tasks():
     with pytest.raises(ValueError, match="LQR expert supports"):
         make_expert("lqr", make_env("Swimmer-Full-Fixed"))
-    with pytest.raises(ValueError, match="expert must be one of lqr, lqr-scheduled, mpc, mpc-measured or an expert directory"):
+    with pytest.raises(ValueError, match="expert must be one of lqr, lqr-scheduled, mpc, mpc-measured or an expert "
+                                         "directory"):
         make_expert("no-such-expert", make_env("Swimmer-Full-Fixed"))
 
 

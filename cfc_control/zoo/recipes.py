@@ -149,7 +149,7 @@ RECIPES: Dict[str, FamilyRecipe] = {
     # the SAC teacher's CfC students stayed at -4.70 ± 0.12; with 400 and --aux-state 1 they
     # reached that teacher (-4.14 ± 0.04 against -4.10, seeds 0-2). The walkers' wider steady periods:
     # with 0.5x-2x the planner's CfC students kept 87% of their Jitter return at a steady 2x (seeds
-    # 0-2, -4.21 ± 0.08 against -3.66 ± 0.05), with 0.4x-2.5x 91 and 94% on seeds 0 and 1.
+    # 0-2, -4.21 ± 0.08 against -3.66 ± 0.05), with 0.4x-2.5x 95% (-3.85 ± 0.16 against -3.65 ± 0.02).
     "Reacher": FamilyRecipe("Reacher", expert="mpc", steady_range=WIDE_STEADY_RANGE,
                             student_flags=("--episodes", "400", "--iterations", "6", "--aux-state", "1")),
 }
