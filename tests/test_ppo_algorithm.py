@@ -238,6 +238,14 @@ def test_time_gate_init_zero_starts_the_cfc_actor_and_critic_without_a_time_resp
         config_for(TASK, {"time_gate_init": "small"})
 
 
+def test_the_halfcheetah_cfc_takes_larger_minibatches_and_other_models_keep_the_familys():
+    # Half the gradient steps per update at the same return (hyperparams.py, TASK_MODEL_DEFAULTS).
+    assert config_for("HalfCheetah-Pos-Jitter", model="cfc").batch_size == 1024
+    for other in ("lstm", "ncp", "cfc-mm", None):
+        assert config_for("HalfCheetah-Pos-Jitter", model=other).batch_size == 512
+    assert config_for("HalfCheetah-Pos-Jitter", {"batch_size": "256"}, model="cfc").batch_size == 256  # --hp wins
+
+
 def test_the_plain_cfc_explores_less_on_the_pendulum_and_other_models_keep_the_family_setting():
     # studies/ppo-cfc-long-periods.md: with exp(-1.5) = 0.22 action half-ranges of exploration
     # noise, held for each (up to 2x nominal) period, the plain CfC learns a high-gain controller

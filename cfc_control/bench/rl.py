@@ -98,7 +98,8 @@ _EQUAL_WORK = {"aux_state_coef": 0.0, "critic_input": "observation"}
 
 def _ours(task: str, row: str, steps: int, n_envs: int, seed: int) -> Tuple[Result, Any]:
     model, _, kernel = row.partition("-")
-    cfg = config_for(task, {"n_envs": n_envs, **_EQUAL_WORK, "rollout_kernel": kernel or "torch"})
+    # The model's own settings on the task (config_for's model=), as `train --policy` gets them.
+    cfg = config_for(task, {"n_envs": n_envs, **_EQUAL_WORK, "rollout_kernel": kernel or "torch"}, model=model)
     algo = SequencePPO(task, model, cfg, model_kw={"units": 64}, seed=seed)
     start = time.perf_counter()
     algo.learn(steps)
