@@ -25,3 +25,12 @@ def test_env_rows_step_the_env_alone():
     for row in ("env", "mujoco"):
         result = rl._env_only("InvertedPendulum-Pos-Irregular", row, 10, 4, seed=0)
         assert result.steps == 12 and result.seconds > 0 and result.returns is None
+
+
+def test_our_rows_train_with_the_models_own_settings():
+    """The cfc row gets the CfC's own settings on the task (HalfCheetah: minibatches of 1024), the
+    lstm row the family's (512), both without the training-only state estimate."""
+    for row, batch in (("cfc", 1024), ("lstm", 512)):
+        result, algo = rl._ours("HalfCheetah-Pos-Jitter", row, steps=8, n_envs=1, seed=0)
+        assert algo.config.batch_size == batch and f"~{batch} steps" in result.minibatch
+        assert algo.config.aux_state_coef == 0.0 and algo.config.critic_input == "observation"
