@@ -6,13 +6,13 @@ gradient bookkeeping. Here the forward runs the very same operations as
 writing each step's heads, gate and state into buffers allocated once per sequence (no tensor or
 view is created per step), and forms the steps' local derivatives (of the activation, and of the
 new state with respect to the four heads as one (B, 4, H) multiplier) for blocks of consecutive
-steps at once, blocks small enough that their tensors are still in cache. The backward then needs, per step, one multiply for
-the gate, the matmuls back through the heads and the recurrent map, one multiply for the
-activation, and in-place accumulation of the weight gradients, step by step, last step first (so
-outputs and gradients are bit for bit those of the earlier per-step version of this module, which
-the project's trained figures come from, and trainings repeat exactly). At the small batches
-of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is what
-counts: at B=16, T=32 (64 units, no backbone) forward + backward went from 3.6 to about 2.3 ms
+steps at once, blocks small enough that their tensors are still in cache. The backward then needs,
+per step, one multiply for the gate, the matmuls back through the heads and the recurrent map, one
+multiply for the activation, and in-place accumulation of the weight gradients, step by step, last
+step first (so outputs and gradients are bit for bit those of the earlier per-step version of this
+module, which the project's trained figures come from, and trainings repeat exactly). At the small
+batches of PPO's minibatches each operation's fixed cost dominates, so fewer of them per step is
+what counts: at B=16, T=32 (64 units, no backbone) forward + backward went from 3.6 to about 2.3 ms
 with the blocks and the buffers (``python tools/fused_blocks.py`` measures the block size).
 Measured on one CPU thread before that, a training step at B=32, T=100 took about 0.6x the
 reference library's time, and about 0.8x at B=256, T=64, where the matmuls dominate.
