@@ -95,6 +95,8 @@ def test_bad_config_and_mismatched_demos(demos):
         BCConfig(window=0)
     with pytest.raises(ValueError, match="val_fraction"):
         BCConfig(val_fraction=1.0)
+    with pytest.raises(ValueError, match="period_weight"):
+        BCConfig(period_weight=float("nan"))
     other = make_policy("mlp", make_env("InvertedPendulum-Full-Fixed"))
     with pytest.raises(ValueError, match="demonstrations have 2 observations"):
         SequenceData(demos, other)

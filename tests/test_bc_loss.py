@@ -35,11 +35,13 @@ def _oracle_inv_var(demos, policy):
 
 
 @torch.no_grad()
-def _oracle_loss(policy, demos, windows, window, burn_in, target, inv_var):
+def _oracle_loss(policy, demos, windows, window, burn_in, target, inv_var, weight=None):
     """Mean over the windows' real steps of sum_d (y - target)_d^2 inv_var_d / n_act, each window's
-    outputs from the policy run over its episode's rows from max(start - burn_in, episode start)."""
+    outputs from the policy run over its episode's rows from max(start - burn_in, episode start);
+    ``weight``: each row's weight in that mean (None: rows alike)."""
     offsets = demos.episode_offsets
-    errors = []
+    weight = np.ones(demos.n_steps) if weight is None else weight
+    errors, weights = [], []
     for start, episode in windows:
         first, last = int(offsets[episode]), int(offsets[episode + 1])
         r0, lo, hi = max(start - burn_in, first), max(start, first), min(start + window, last)
@@ -50,7 +52,8 @@ def _oracle_loss(policy, demos, windows, window, burn_in, target, inv_var):
         y, _ = policy(obs, dt)
         err = (y[0, lo - r0:].double().numpy() - target[lo:hi]) ** 2 * inv_var
         errors.append(err.mean(axis=1))
-    return float(np.concatenate(errors).mean())
+        weights.append(weight[lo:hi])
+    return float(np.average(np.concatenate(errors), weights=np.concatenate(weights)))
 
 
 @pytest.mark.parametrize("burn_in", [0, 1, 4])
@@ -69,6 +72,25 @@ def test_training_loss_counts_only_real_steps_of_each_window(demos, burn_in):
     want = _oracle_loss(trainer.policy, demos, windows, window, burn_in, target, inv_var)
     got = trainer.train_epoch()  # one update: the loss it reports is the loss before the step
     assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_period_weight_weighs_each_step_by_its_period(demos, power):
+    """With period_weight p each real step counts (dt / nominal)^p: under Irregular timing (periods
+    0.5x-2x) a step of a 2x period weighs 2^p times one of the nominal period."""
+    window, burn_in = 6, 2
+    trainer = _trainer(demos, window=window, burn_in=burn_in, batch_size=10_000, epochs=1, period_weight=power)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = trainer.rng.bit_generator.state
+    windows = trainer.train_data.epoch_windows(window, rng)
+    target, inv_var = _oracle_inv_var(demos, trainer.policy)
+    weight = (demos.dt / trainer.policy.time_input.nominal_dt) ** power
+    assert weight.max() / weight.min() > 2.0 ** power  # the periods vary enough to tell weighted from not
+    trainer.policy.train()
+    want = _oracle_loss(trainer.policy, demos, windows, window, burn_in, target, inv_var, weight)
+    unweighted = _oracle_loss(trainer.policy, demos, windows, window, burn_in, target, inv_var)
+    assert want != pytest.approx(unweighted, rel=1e-3)
+    assert trainer.train_epoch() == pytest.approx(want, rel=1e-5)
 
 
 def test_validation_loss_counts_only_real_steps_of_each_episode(demos):

@@ -19,6 +19,11 @@ in the training data (the fraction of variance unexplained, so channels weigh al
 "no better than the mean"). The observation normaliser is fitted on the training episodes and
 stored with the policy.
 
+**Weighting by period** (``period_weight`` p > 0): each step's loss is weighted by (Δt /
+nominal)^p. Demonstrations are counted in steps, so under a mixture of periods an episode at a
+steady 0.4x period holds six times the steps of one at 2.5x for the same seconds of motion and,
+with p = 0, six times its weight in the loss; p = 1 weighs each second of demonstration alike.
+
 **Auxiliary state estimate** (``aux_state_coef`` > 0): a linear head reads the model's features
 (what it projects its output from: the state of an unwired CfC, LSTM or GRU, every neuron of a
 wired one; ``RecurrentModel.forward_features``) and predicts the full stock observation of each
@@ -58,6 +63,7 @@ class BCConfig:
     val_fraction: float = 0.2   # share of episodes held out for validation (at least one)
     obs_clip: float = 10.0      # clip of the normalised observations
     aux_state_coef: float = 0.0  # weight of the auxiliary state estimate (module docstring); 0: none
+    period_weight: float = 0.0  # each step's loss weighted by (dt / nominal) ** period_weight; 0: steps alike
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -72,6 +78,8 @@ class BCConfig:
             raise ValueError(f"BCConfig.lr must be positive, got {self.lr}")
         if not self.aux_state_coef >= 0:
             raise ValueError(f"BCConfig.aux_state_coef must be >= 0, got {self.aux_state_coef}")
+        if not math.isfinite(self.period_weight):
+            raise ValueError(f"BCConfig.period_weight must be finite, got {self.period_weight}")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -80,8 +88,9 @@ class BCConfig:
 @dataclass
 class Batch:
     """Padded windows: obs (B, L, n_obs), dt (B, L) s, starts (B, L) bool, target (B, L, n_act),
-    mask (B, L) float, full (B, L, n_full) the full observations (None without); the first
-    ``burn_in`` steps are warm-up only."""
+    mask (B, L) float (0 on padded and warm-up steps, else the step's weight in the loss), full
+    (B, L, n_full) the full observations (None without); the first ``burn_in`` steps are warm-up
+    only."""
 
     obs: Tensor
     dt: Tensor
@@ -95,7 +104,7 @@ class Batch:
 class SequenceData:
     """Demonstrations as flat tensors plus the windowing logic."""
 
-    def __init__(self, demos: Demonstrations, policy: RecurrentPolicy) -> None:
+    def __init__(self, demos: Demonstrations, policy: RecurrentPolicy, period_weight: float = 0.0) -> None:
         if demos.n_obs != policy.n_obs or demos.n_act != policy.n_act:
             raise ValueError(
                 f"demonstrations have {demos.n_obs} observations / {demos.n_act} actions, the policy "
@@ -108,6 +117,7 @@ class SequenceData:
         self.target = torch.as_tensor(target, dtype=torch.float32)
         self.offsets = demos.episode_offsets
         self.nominal = float(policy.time_input.nominal_dt)
+        self.weight = (self.dt / self.nominal) ** period_weight  # each step's weight in the loss (module docstring)
         full = demos.full_observations
         self.full = torch.as_tensor(full, dtype=torch.float32) if full is not None else None
 
@@ -134,7 +144,7 @@ class SequenceData:
         gather = torch.as_tensor(np.clip(idx, first[:, None], last[:, None] - 1))
         valid_t = torch.as_tensor(valid)
         dt = torch.where(valid_t, self.dt[gather], torch.full_like(self.dt[gather], self.nominal))
-        mask = valid_t.float()
+        mask = valid_t.float() * self.weight[gather]
         mask[:, :burn_in] = 0.0
         return Batch(self.obs[gather], dt, torch.as_tensor(idx == first[:, None]), self.target[gather], mask, burn_in,
                      self.full[gather] if self.full is not None else None)
@@ -147,7 +157,7 @@ class SequenceData:
 
 
 def masked_nmse(y: Tensor, target: Tensor, mask: Tensor, inv_var: Tensor) -> Tensor:
-    """Mean over valid steps of sum_d (y - target)_d^2 * inv_var_d / n_act."""
+    """Mean over steps, weighted by ``mask``, of sum_d (y - target)_d^2 * inv_var_d / n_act."""
     err = ((y - target) ** 2 * inv_var).mean(-1)
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
 
@@ -183,8 +193,8 @@ class BCTrainer:
                              "(collected by this version from a MuJoCo env); these have none")
         if fit_normalizer:
             policy.set_normalizer(ObsNormalizer.fit(train.observations, clip=config.obs_clip))
-        self.train_data = SequenceData(train, policy)
-        self.val_data = SequenceData(val, policy) if val is not None else None
+        self.train_data = SequenceData(train, policy, config.period_weight)
+        self.val_data = SequenceData(val, policy, config.period_weight) if val is not None else None
         var = self.train_data.target.var(0, unbiased=False)
         self.inv_var = 1.0 / var.clamp_min(1e-4)
         self.state_head: Optional[torch.nn.Linear] = None

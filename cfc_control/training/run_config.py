@@ -60,6 +60,8 @@ class ImitationConfig:
     aux_state: float = setting(_BC.aux_state_coef, "weight of the auxiliary state estimate: a head on the "
                                                    "student's features predicts the full observation (training "
                                                    "only; 0: none)")
+    period_weight: float = setting(_BC.period_weight, "weigh each step's loss by (dt / nominal) ** P: 0 weighs "
+                                                      "steps alike, 1 each second of demonstration alike")
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -70,7 +72,8 @@ class ImitationConfig:
 
     def bc_config(self, seed: int) -> BCConfig:
         return BCConfig(window=self.window, burn_in=self.burn_in, batch_size=self.batch_size, epochs=self.epochs,
-                        lr=self.lr, val_fraction=self.val_fraction, aux_state_coef=self.aux_state, seed=seed)
+                        lr=self.lr, val_fraction=self.val_fraction, aux_state_coef=self.aux_state,
+                        period_weight=self.period_weight, seed=seed)
 
 
 @dataclass(frozen=True)
