@@ -145,3 +145,20 @@ def test_collect_cli(tmp_path, capsys):
                          "--out", str(tmp_path / "x.npz")]) == 2
     assert "LQR expert supports" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_period_scaled_noise_pushes_alike_per_second_at_every_period():
+    """noise_period_power p: the DART noise's std at a steady period r x nominal is noise * r^-p,
+    so with p = 0.5 a noisy action held for the period gives the same variance of impulse per
+    second at 0.5x and 2x (std x period^0.5 equal)."""
+    nominal = 0.04
+    stds = {}
+    for ratio in (0.5, 2.0):
+        d = collect_demos(TASK, "lqr", 2, seed=0, noise=0.05, noise_period_power=0.5, timing=f"fixed:{ratio * nominal}")
+        assert d.metadata["noise_period_power"] == 0.5
+        later = np.concatenate([np.arange(lo + 1, hi) for lo, hi in zip(d.episode_offsets[:-1], d.episode_offsets[1:])])
+        assert np.allclose(d.dt[later], ratio * nominal)  # the first step of an episode reports the nominal period
+        stds[ratio] = float(np.std(d.executed_actions[later] - d.actions[later]) / 3.0)  # action half-range 3
+    assert stds[0.5] == pytest.approx(0.05 * 0.5 ** -0.5, rel=0.1)
+    assert stds[2.0] == pytest.approx(0.05 * 2.0 ** -0.5, rel=0.1)
+    assert stds[0.5] * 0.5 ** 0.5 == pytest.approx(stds[2.0] * 2.0 ** 0.5, rel=0.15)

@@ -40,6 +40,7 @@ def run_episodes(
     expert: Optional[Any] = None,
     beta: float = 0.0,
     noise: float = 0.0,
+    noise_period_power: float = 0.0,
     rng: Optional[np.random.Generator] = None,
     record: bool = False,
     batch: int = 32,
@@ -51,7 +52,11 @@ def run_episodes(
     ``policy``: a :class:`~cfc_control.policies.RecurrentPolicy` (the student); ``expert``: an
     :class:`~cfc_control.experts.Expert`. Without a policy the expert drives (``beta`` is then 1).
     ``noise``: std of Gaussian noise added to the executed action, in units of the action's
-    half-range (DART); the recorded label stays the expert's. ``record=True`` needs an expert
+    half-range (DART); the recorded label stays the expert's. ``noise_period_power`` p: the std
+    times (Δt / nominal)^-p, Δt the period the step's observation reports. Why: a noisy action is
+    held for the whole period, so with one std the variance of its impulse per second grows with
+    the period (at 0.5x half that at the nominal period); p = 0.5 makes it the same at every
+    period. ``record=True`` needs an expert
     (its actions are the labels) and returns the episodes as :class:`Demonstrations`.
     ``progress``: the label of a progress bar over the episodes (none without).
     """
@@ -63,6 +68,8 @@ def run_episodes(
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if not np.isfinite(noise_period_power):
+        raise ValueError(f"noise_period_power must be finite, got {noise_period_power}")
     if policy is None:
         beta = 1.0
     else:
@@ -77,7 +84,7 @@ def run_episodes(
         chunk = seeds[start:start + batch]
         envs = [make_env() for _ in chunk]
         try:
-            r, n, eps = _run_chunk(envs, chunk, policy, expert, beta, noise, rng, record, bar)
+            r, n, eps = _run_chunk(envs, chunk, policy, expert, beta, noise, noise_period_power, rng, record, bar)
         finally:
             for env in envs:
                 env.close()
@@ -87,13 +94,13 @@ def run_episodes(
     demos = None
     if record:
         meta = {"expert": getattr(expert, "name", type(expert).__name__), "beta": beta, "noise": noise,
-                **(metadata or {})}
+                "noise_period_power": noise_period_power, **(metadata or {})}
         demos = Demonstrations.from_episodes(episodes, meta)
     bar.close()
     return RolloutResult(np.asarray(returns), np.asarray(lengths), demos)
 
 
-def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
+def _run_chunk(envs, seeds, policy, expert, beta, noise, noise_period_power, rng, record, bar):
     n = len(envs)
     space = envs[0].action_space
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
@@ -132,7 +139,8 @@ def _run_chunk(envs, seeds, policy, expert, beta, noise, rng, record, bar):
             use_expert = student is None or (beta > 0 and rng.random() < beta)
             action = label if use_expert else student[i]
             if noise > 0:
-                action = np.clip(action + noise * half * rng.standard_normal(action.shape), low, high)
+                std = noise * (dt[i] / nominal) ** -noise_period_power
+                action = np.clip(action + std * half * rng.standard_normal(action.shape), low, high)
             next_obs, reward, terminated, truncated, info = env.step(action.astype(np.float32))
             if record:
                 log = logs[i]

@@ -14,13 +14,14 @@ from cfc_control.episodes.closed_loop import run_episodes
 
 
 def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: int = 0, noise: float = 0.0,
-                  timing: Optional[str] = None, obs: Optional[str] = None,
+                  noise_period_power: float = 0.0, timing: Optional[str] = None, obs: Optional[str] = None,
                   progress: Optional[str] = None) -> Demonstrations:
     """Record ``episodes`` whole episodes of ``expert`` ("lqr", "mpc", an expert directory, or an
     :class:`~cfc_control.experts.Expert`) on ``task``, reset with seeds ``seed``, ``seed + 1``, ...
 
     ``noise``: DART action noise, std in units of the action half-range, applied to the executed
-    action only. ``timing``/``obs`` override the task's (as ``--timing``/``--obs`` do).
+    action only, its std times (Δt / nominal)^-``noise_period_power`` (``run_episodes``).
+    ``timing``/``obs`` override the task's (as ``--timing``/``--obs`` do).
     ``progress``: the label of a progress bar over the episodes (none without)."""
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
@@ -44,7 +45,7 @@ def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: in
     finally:
         probe.close()
     result = run_episodes(env_fn, [seed + i for i in range(episodes)], expert=the_expert, noise=noise,
-                          rng=np.random.default_rng([seed, 0xD0]), record=True, metadata=meta,
+                          noise_period_power=noise_period_power, rng=np.random.default_rng([seed, 0xD0]), record=True, metadata=meta,
                           progress=progress)
     return result.demos
 

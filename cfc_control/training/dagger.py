@@ -98,7 +98,7 @@ class DAgger:
 
     def __init__(self, policy: RecurrentPolicy, demos: Demonstrations, make_env: Callable[[], Any], expert: Any,
                  config: DAggerConfig, bc: BCConfig, seed_base: int = 0,
-                 reinit: Optional[Callable[[], None]] = None) -> None:
+                 reinit: Optional[Callable[[], None]] = None, noise_period_power: float = 0.0) -> None:
         self.policy = policy
         self.make_env = make_env
         self.expert = expert
@@ -107,6 +107,7 @@ class DAgger:
         self.beta = beta_schedule(config.beta)
         self.seed_base = int(seed_base)
         self.reinit = reinit
+        self.noise_period_power = float(noise_period_power)  # of the rounds' DART noise (run_episodes)
         train, self.val_demos = demos.split(bc.val_fraction, seed=bc.seed)
         self.data = train
         self.iteration = 0
@@ -127,7 +128,7 @@ class DAgger:
         seeds = [self.seed_base + 100_000 * i + k for k in range(self.config.episodes_per_iteration)]
         rng = np.random.default_rng([self.seed_base, i, 0xDA])
         result = run_episodes(self.make_env, seeds, policy=self.policy, expert=self.expert, beta=beta,
-                              noise=self.config.noise, rng=rng, record=True,
+                              noise=self.config.noise, noise_period_power=self.noise_period_power, rng=rng, record=True,
                               metadata={"dagger_iteration": i})
         self.data = self.data.concat(result.demos)
         self.iteration = i

@@ -52,7 +52,8 @@ def demonstrations(config: RunConfig, ctx: RunContext) -> tuple[Demonstrations, 
         demos, source = load_demos(own), str(own)
     else:
         demos = collect_demos(ctx.task, expert_spec(config, ctx.task), im.episodes,
-                              seed=DEMO_SEED_STRIDE * config.seed, noise=im.noise, timing=config.timing,
+                              seed=DEMO_SEED_STRIDE * config.seed, noise=im.noise,
+                              noise_period_power=im.noise_period_power, timing=config.timing,
                               obs=config.obs, progress="demonstrations" if ctx.show_progress else None)
         save_demos(demos, own)
         source = str(own)
@@ -110,7 +111,7 @@ def run_dagger(config: RunConfig, ctx: RunContext) -> TrainOutcome:
         policy.model.load_state_dict(fresh.model.state_dict())
 
     dagger = DAgger(policy, demos, ctx.make_env, expert, cfg, bc, seed_base=DEMO_SEED_STRIDE * config.seed,
-                    reinit=reinit)
+                    reinit=reinit, noise_period_power=config.imitation.noise_period_power)
     epoch = 0
     if ctx.checkpoint is not None:
         ck = ctx.checkpoint

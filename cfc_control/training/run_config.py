@@ -19,6 +19,7 @@ bar, logs, threads) and are not recorded.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -51,6 +52,9 @@ class ImitationConfig:
                           algos=("bc", "dagger", "ppo"))
     episodes: int = setting(20, "demonstration episodes to collect")
     noise: float = setting(0.1, "DART noise on the executed action while collecting (std, in action half-ranges)")
+    noise_period_power: float = setting(0.0, "the DART noise's std times (dt / nominal) ** -P, demonstrations and "
+                                             "DAgger rounds alike: 0.5 holds its impulse per second the same at "
+                                             "every period")
     epochs: int = setting(_BC.epochs, "BC epochs (DAgger: the initial BC)")
     window: int = setting(_BC.window, "BPTT window (steps)")
     burn_in: int = setting(_BC.burn_in, "warm-up steps before each window, without gradient")
@@ -68,6 +72,8 @@ class ImitationConfig:
             raise ValueError(f"--episodes must be positive, got {self.episodes}")
         if self.noise < 0:
             raise ValueError(f"--noise must be >= 0, got {self.noise}")
+        if not math.isfinite(self.noise_period_power):
+            raise ValueError(f"--noise-period-power must be finite, got {self.noise_period_power}")
         self.bc_config(0)  # BCConfig checks the rest
 
     def bc_config(self, seed: int) -> BCConfig:
