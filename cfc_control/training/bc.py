@@ -19,10 +19,11 @@ in the training data (the fraction of variance unexplained, so channels weigh al
 "no better than the mean"). The observation normaliser is fitted on the training episodes and
 stored with the policy.
 
-**Weighting by period** (``period_weight`` p > 0): each step's loss is weighted by (Δt /
-nominal)^p. Demonstrations are counted in steps, so under a mixture of periods an episode at a
+**Weighting by period** (``period_weight`` p, 0 by default): each step's loss is weighted by
+(Δt / nominal)^p. Demonstrations are counted in steps, so under a mixture of periods an episode at a
 steady 0.4x period holds six times the steps of one at 2.5x for the same seconds of motion and,
-with p = 0, six times its weight in the loss; p = 1 weighs each second of demonstration alike.
+with p = 0, six times its weight in the loss; p = 1 weighs each second of demonstration alike,
+p < 0 the short periods up further.
 
 **Auxiliary state estimate** (``aux_state_coef`` > 0): a linear head reads the model's features
 (what it projects its output from: the state of an unwired CfC, LSTM or GRU, every neuron of a

@@ -45,8 +45,8 @@ def collect_demos(task: str, expert: Union[str, Any], episodes: int, *, seed: in
     finally:
         probe.close()
     result = run_episodes(env_fn, [seed + i for i in range(episodes)], expert=the_expert, noise=noise,
-                          noise_period_power=noise_period_power, rng=np.random.default_rng([seed, 0xD0]), record=True, metadata=meta,
-                          progress=progress)
+                          noise_period_power=noise_period_power, rng=np.random.default_rng([seed, 0xD0]),
+                          record=True, metadata=meta, progress=progress)
     return result.demos
 
 
