@@ -44,7 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         check_writable(Path(args.out).parent, f"--out {args.out}: directory")  # before collecting, not after
         demos = collect_demos(args.env, args.expert, args.episodes, seed=args.seed, noise=args.noise,
-                              noise_period_power=args.noise_period_power, timing=args.timing, obs=args.obs, progress="demonstrations")
+                              noise_period_power=args.noise_period_power, timing=args.timing, obs=args.obs,
+                              progress="demonstrations")
         path = save_demos(demos, args.out)
     except (FileNotFoundError, ValueError) as err:
         return error_line(PROG, err)
