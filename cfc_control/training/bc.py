@@ -23,7 +23,8 @@ stored with the policy.
 (Δt / nominal)^p. Demonstrations are counted in steps, so under a mixture of periods an episode at a
 steady 0.4x period holds six times the steps of one at 2.5x for the same seconds of motion and,
 with p = 0, six times its weight in the loss; p = 1 weighs each second of demonstration alike,
-p < 0 the short periods up further.
+p < 0 the short periods up further. The validation loss is weighed alike, so ``val_loss`` compares
+runs of one p.
 
 **Auxiliary state estimate** (``aux_state_coef`` > 0): a linear head reads the model's features
 (what it projects its output from: the state of an unwired CfC, LSTM or GRU, every neuron of a
