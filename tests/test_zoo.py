@@ -147,6 +147,19 @@ def test_every_family_has_a_recipe_with_a_teacher_robust_to_the_period():
     assert list(recipes_for("walker2d,Hopper")) == ["Walker2d", "Hopper"]
 
 
+def test_hoppers_fine_tune_trains_on_long_steady_periods_and_its_students_weigh_seconds_alike():
+    # studies/hopper-students.md, "Weighing each second of demonstration alike": the fine-tune's
+    # steady periods 1x-2.5x, the students' 0.4x-2.5x with each second weighed alike.
+    hopper = RECIPES["Hopper"]
+    args = hopper.fine_tune_args()
+    assert args[args.index("--timing") + 1] == "Irregular|steady:0.008,0.02"
+    assert hopper.training_timing() == "Irregular|steady:0.0032,0.02"
+    flags = hopper.train_args()
+    assert flags[flags.index("--period-weight") + 1] == "1"
+    walker = RECIPES["Walker2d"].fine_tune_args()  # the others' fine-tunes keep the students' timing
+    assert walker[walker.index("--timing") + 1] == RECIPES["Walker2d"].training_timing()
+
+
 def test_a_teacher_trained_on_from_another_counts_the_whole_chain(tmp_path, monkeypatch):
     """A rebuild from nothing trains every teacher of the chain: the time adds up through init_from."""
     monkeypatch.chdir(tmp_path)
