@@ -46,6 +46,13 @@ def test_a_teacher_trained_on_from_another_says_where_it_started():
     assert "| 0.2M env steps |" in markdown_table([plain])
 
 
+def test_a_fine_tune_names_the_run_of_the_student_it_started_from():
+    row = {r["name"]: r for r in catalog(SHIPPED)}["cfc-dagger-ppo-hopper-pos-irregular"]
+    student_run = Path(read_card(SHIPPED / "cfc-dagger-ppo-hopper-pos-irregular")["init_from"]).parent.name
+    assert student_run.startswith("Hopper-Pos-Irregular-dagger-cfc-")
+    assert f"env steps from `{student_run}` |" in markdown_table([row])
+
+
 def test_a_teacher_that_saw_less_than_the_full_state_says_so(tmp_path):
     shutil.copytree(SHIPPED / "experts" / "hopper-sac-teacher", tmp_path / "t")
     card = json.loads((tmp_path / "t" / "card.json").read_text())

@@ -100,11 +100,17 @@ def _steady_period(spec: Any) -> Any:
         return None
 
 
+def _start_name(start: Any) -> str:
+    """The name of the policy a training started from: a run's ``<run>/policy`` is named by its run."""
+    path = Path(str(start))
+    return path.parent.name if path.name == "policy" and path.parent.name else path.name
+
+
 def _budget(card: Dict[str, Any]) -> str:
     if card.get("steps"):
         budget = f"{card['steps'] / 1e6:.2g}M env steps"
-        start = card.get("init_from")  # a teacher trained on from another expert's weights
-        return f"{budget} from `{Path(str(start)).name}`" if start else budget
+        start = card.get("init_from")  # trained on from another policy's weights (a teacher, a student)
+        return f"{budget} from `{_start_name(start)}`" if start else budget
     episodes = (card.get("data") or {}).get("episodes")
     return f"{episodes} demo episodes" if episodes else ""
 
