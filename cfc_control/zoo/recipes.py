@@ -136,7 +136,7 @@ RECIPES: Dict[str, FamilyRecipe] = {
     # against 2058; studies/hopper-students.md).
     # Each second of demonstration weighed alike (--period-weight 1; the steps of the short periods
     # outweighed the long ones six to one) and a fine-tune whose steady periods are 1x-2.5x: over
-    # seeds 0-4 the fine-tunes keep 98 / 95 / 69% of their Jitter return (2382 ± 335) at Irregular,
+    # seeds 0-4 the fine-tunes keep 98 / 95 / 69% of their Jitter return (2382 ± 300) at Irregular,
     # 0.5x and 2x; the students and fine-tune before kept 93 / 101 / 54% and 94 / 115 / 55%
     # (studies/hopper-students.md, last section).
     "Hopper": _family("Hopper", "sac", 300_000, flags=(*_MORE_DATA, "--aux-state", "1", "--period-weight", "1"),
