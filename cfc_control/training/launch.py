@@ -103,6 +103,11 @@ def check_config(config: RunConfig) -> None:
         if config.ppo.init_from:
             resolve_policy_dir(config.ppo.init_from)
         ppo = config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from), model=config.policy)
+        for timing in config.ppo.val_timings if config.ppo.val_every else ():
+            try:
+                parse_timing(timing, nominal)
+            except ValueError as err:
+                raise ValueError(f"--val-timings: {err}") from None
         needs_expert = ppo.teacher_coef > 0
         if config.imitation.expert != "auto" and not needs_expert:
             raise ValueError("--expert does nothing for ppo without a teacher term: add --hp teacher_coef=C (C > 0)")

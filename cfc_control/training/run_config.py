@@ -37,6 +37,7 @@ ALGORITHMS: Dict[str, str] = {
 }
 DEFAULT_ENV = "InvertedPendulum-Pos-Irregular"
 EVAL_TIMINGS = ("Fixed", "Jitter", "Irregular")
+VAL_TIMINGS = ("Jitter", "Irregular", "0.5x", "2x")  # PPO's validation: the timings the robustness goal names
 _BC = BCConfig()
 
 
@@ -98,10 +99,23 @@ class PPOSettings:
     init_from: Optional[str] = setting(None, "start the actor from this policy directory (e.g. a "
                                              "behaviour-cloned one)", metavar="DIR")
     hp: Dict[str, Any] = setting({}, "any PPOConfig field, e.g. --hp batch_size=1024 (repeatable)")
+    val_every: int = setting(0, "iterations between validations of the actor (and one before the first); the "
+                                "run's policy is then the best by mean return over --val-timings (0: the last)")
+    val_episodes: int = setting(5, "validation episodes per timing (reset seeds of their own)")
+    val_timings: Tuple[str, ...] = setting(VAL_TIMINGS, "comma-separated timing presets or specs of validation")
+
+    def __post_init__(self) -> None:
+        if self.val_every < 0:
+            raise ValueError(f"--val-every must be >= 0, got {self.val_every}")
+        if self.val_episodes <= 0:
+            raise ValueError(f"--val-episodes must be positive, got {self.val_episodes}")
+        if not self.val_timings:
+            raise ValueError("--val-timings: give at least one timing")
 
     def overrides(self) -> Dict[str, Any]:
         """The hyperparameters given (flags and --hp), for ``config_for``."""
-        named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("init_from", "hp")}
+        named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.name not in ("init_from", "hp") and not f.name.startswith("val_")}
         return {**named, **{k.strip().replace("-", "_"): v for k, v in self.hp.items()}}
 
 

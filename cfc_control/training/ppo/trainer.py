@@ -39,6 +39,7 @@ from cfc_control.training.ppo import env_state
 from cfc_control.training.ppo.algorithm import SequencePPO
 from cfc_control.training.ppo.hyperparams import config_for, model_kwargs_for
 from cfc_control.training.ppo.persistence import CRITIC, restore_parts, state_parts
+from cfc_control.training.ppo.validation import BestActor
 from cfc_control.training.run_context import Algorithm, RunContext, TrainOutcome
 
 
@@ -123,24 +124,57 @@ def run_ppo(config: RunConfig, ctx: RunContext) -> TrainOutcome:
     if resumed:
         _restore(algo, ctx, config.seed)
     saved_at = {"step": ctx.checkpoint.step if resumed else -1}
+    validation = _validation(config, ctx, algo)
 
     def checkpoint(a: SequencePPO) -> None:
         progress, tensors, models = _checkpoint_parts(a)
+        if validation is not None:
+            best_tensors, progress["validation"] = validation.state()
+            tensors.update(best_tensors)
         ctx.save_checkpoint(int(a.num_timesteps), a.policy.actor, a.policy.optimizer.state_dict(), progress,
                             tensors=tensors, models=models)
         saved_at["step"] = int(a.num_timesteps)
 
+    def validate(a: SequencePPO, last: bool = False) -> bool:
+        """Score the actor every --val-every iterations, and at the start and the end; True if it did."""
+        if validation is None or validation.done_at(a.iteration) or not (last or a.iteration % settings.val_every == 0):
+            return False
+        scored = validation.consider(a.policy.actor, a.iteration, int(a.num_timesteps))
+        # a row of its own at the iteration's step (the iteration's row is already written)
+        ctx.logger.log(int(a.num_timesteps), {"validation/score": scored.score,
+                                              **{f"validation/{t}": r for t, r in scored.returns.items()}})
+        return True
+
     def on_iteration(a: SequencePPO) -> None:
+        validate(a)
         if a.iteration % config.checkpoint_every == 0:
             checkpoint(a)
 
+    validate(algo)  # the start (iteration 0): a fine-tune is measured against the policy it began from
     ctx.progress(math.ceil(cfg.total_steps / cfg.rollout_steps), initial=algo.iteration, unit="iter")
     remaining = cfg.total_steps - algo.num_timesteps
     if remaining > 0:
         algo.learn(remaining, reset_num_timesteps=not resumed, on_iteration=on_iteration)
-    if saved_at["step"] != algo.num_timesteps:
+    if validate(algo, last=True) or saved_at["step"] != algo.num_timesteps:
         checkpoint(algo)
-    return TrainOutcome(algo.policy.actor, _card(config, ctx, algo, cfg, init_from))
+    card = _card(config, ctx, algo, cfg, init_from)
+    if validation is None:
+        return TrainOutcome(algo.policy.actor, card)
+    card["validation"] = validation.card(settings.val_every)
+    assert validation.best is not None  # iteration 0 was scored
+    return TrainOutcome(validation.best, card)
+
+
+def _validation(config: RunConfig, ctx: RunContext, algo: SequencePPO) -> Optional[BestActor]:
+    """The validation of ``--val-every`` (None without), restored from the checkpoint on resume."""
+    settings = config.ppo
+    if not settings.val_every:
+        return None
+    validation = BestActor(ctx.task, settings.val_timings, settings.val_episodes, obs=config.obs)
+    ck = ctx.checkpoint
+    if ck is not None and "validation" in ck.progress:
+        validation.restore(ck.tensors, ck.progress["validation"], algo.policy.actor)
+    return validation
 
 
 def _teacher(config: RunConfig, task: str) -> Expert:
