@@ -18,6 +18,10 @@ every env's simulator state and generators, the last observations and recurrent 
 (:mod:`.env_state`). A run resumed from it ends with the same weights as one run straight
 through. (Envs outside this process, which :mod:`.env_state` cannot capture, start fresh
 episodes on resume instead, their seeds moved on by the steps already taken.)
+
+With ``--val-every K`` (:mod:`.validation`) a copy of the actor is scored every K iterations, at
+the start and at the end; the run's policy is the best copy, and the checkpoints carry it and the
+scores so far.
 """
 
 from __future__ import annotations
