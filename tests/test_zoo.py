@@ -160,6 +160,17 @@ def test_hoppers_fine_tune_trains_on_long_steady_periods_and_its_students_weigh_
     assert walker[walker.index("--timing") + 1] == RECIPES["Walker2d"].training_timing()
 
 
+def test_walker2ds_fine_tune_keeps_its_best_validated_iterate_and_its_students_weigh_short_periods_up():
+    # studies/ppo-fine-tune-walker2d.md, last section: the fine-tune's 0.5x return flips from one
+    # validation to the next, so the run keeps its best iterate; the students weigh short periods up.
+    walker = RECIPES["Walker2d"]
+    args = walker.fine_tune_args()
+    assert args[args.index("--val-every") + 1] == "10" and args[args.index("--n-envs") + 1] == "32"
+    flags = walker.train_args()
+    assert flags[flags.index("--period-weight") + 1] == "-1"
+    assert "--val-every" not in RECIPES["Hopper"].fine_tune_args()  # Hopper's is measured without
+
+
 def test_a_teacher_trained_on_from_another_counts_the_whole_chain(tmp_path, monkeypatch):
     """A rebuild from nothing trains every teacher of the chain: the time adds up through init_from."""
     monkeypatch.chdir(tmp_path)
