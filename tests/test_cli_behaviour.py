@@ -205,8 +205,11 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path):
     argv = [sys.executable, "-m", "cfc_control.train", "--env", TASK, "--model-kw", "units=8", "--episodes", "2",
             "--epochs", "100000", "--window", "16", "--burn-in", "8", "--checkpoint-every", "1", "--no-progress",
             "--no-tensorboard", "--out", str(out)]
+    # Ctrl-C at a terminal: SIGINT at its default. A shell that starts pytest in the background
+    # leaves it ignored, and a child inherits that, so the run's own handler would never be set.
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not (out / "checkpoints" / "latest.json").is_file() and time.time() < deadline:
