@@ -15,7 +15,7 @@ from cfc_control.zoo.__main__ import main as zoo_main
 from cfc_control.zoo.rebuild import teacher_finished
 from cfc_control.zoo.recipes import CARD_TIMINGS
 from cfc_control.zoo.shipping import median_seed
-from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robustness, teacher_seconds
+from cfc_control.zoo.overview import job_seconds, kept, rebuild_estimate, robustness, share_text, teacher_seconds
 
 # Tiny students: 2 demonstrations, 1 epoch, one DAgger round of 1 episode, a small model.
 TINY_STUDENTS = ("--episodes", "2", "--epochs", "1", "--iterations", "1", "--dagger-episodes", "1",
@@ -206,6 +206,13 @@ def test_median_seed_and_the_share_kept():
     verdict = robustness(student, teacher)
     assert verdict["Irregular"][2] and not verdict["0.5x"][2]
     assert verdict["2x"][2]  # 50% >= 90% of the 54% the teacher keeps
+
+
+def test_a_share_just_short_of_the_goal_is_not_shown_as_the_goal():
+    assert share_text(0.898, 1.0, met=False) == "89.8%"  # not "90%" beside a miss
+    assert share_text(0.898, 0.5, met=True) == "90%"
+    assert share_text(0.75, 1.0, met=False) == "75%"
+    assert share_text(0.6478, 0.72, met=False) == "64.8%"  # the teacher's 72% asks 64.8%
 
 
 @pytest.mark.parametrize("argv, needle", [(["--families", "Ant"], "Ant"), (["--stages", "teachers,deploy"], "deploy"),

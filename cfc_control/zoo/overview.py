@@ -42,8 +42,20 @@ def robustness(student: Dict[str, float], teacher: Optional[Dict[str, float]]) -
     for t in ROBUSTNESS_TIMINGS:
         s = kept(student[t], student["Jitter"])
         k = kept(teacher[t], teacher["Jitter"]) if teacher else None
-        out[t] = (s, k, s >= GOAL_SHARE or (k is not None and k < 1 and s >= GOAL_SHARE * k))
+        out[t] = (s, k, _meets(s, k))
     return out
+
+
+def _meets(share: float, teacher_share: Optional[float]) -> bool:
+    return share >= GOAL_SHARE or (teacher_share is not None and teacher_share < 1 and share >= GOAL_SHARE * teacher_share)
+
+
+def share_text(share: float, teacher_share: Optional[float], met: bool) -> str:
+    """A share in whole percent, or to a tenth where the whole percent would read as the goal's
+    other side (89.8% is not shown as 90% beside a miss)."""
+    if not met and _meets(round(share, 2), teacher_share):
+        return f"{share:.1%}"
+    return f"{share:.0%}"
 
 
 def family_table(recipe: FamilyRecipe, plan: ZooPlan) -> Tuple[List[str], Dict[str, Dict[str, float]]]:
@@ -156,8 +168,8 @@ def write_summary(plan: ZooPlan, path: Path) -> Path:
         for row, name in (("cfc", "CfC"), (f"cfc{FINE_TUNED_SUFFIX}", f"CfC{FINE_TUNED_SUFFIX}")):
             if row in means and all(t in means[row] for t in ("Jitter", *ROBUSTNESS_TIMINGS)):
                 verdict = robustness(means[row], means.get("teacher"))
-                parts = [f"{t}: keeps {s:.0%}" + (f" (teacher {k:.0%})" if k is not None else "") + (" ✓" if ok else " ✗")
-                         for t, (s, k, ok) in verdict.items()]
+                parts = [f"{t}: keeps {share_text(s, k, ok)}" + (f" (teacher {k:.0%})" if k is not None else "")
+                         + (" ✓" if ok else " ✗") for t, (s, k, ok) in verdict.items()]
                 out.append(f"{name} robustness goal (≥ 90% of its Jitter return, or of what the teacher keeps): "
                            + "; ".join(parts) + ".")
         out.append("")
