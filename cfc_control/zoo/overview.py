@@ -47,7 +47,9 @@ def robustness(student: Dict[str, float], teacher: Optional[Dict[str, float]]) -
 
 
 def _meets(share: float, teacher_share: Optional[float]) -> bool:
-    return share >= GOAL_SHARE or (teacher_share is not None and teacher_share < 1 and share >= GOAL_SHARE * teacher_share)
+    """The goal at one timing: 90% of the Jitter return, or 90% of what the teacher keeps where it keeps less."""
+    physics_limited = teacher_share is not None and teacher_share < 1
+    return share >= GOAL_SHARE or (physics_limited and share >= GOAL_SHARE * teacher_share)
 
 
 def share_text(share: float, teacher_share: Optional[float], met: bool) -> str:

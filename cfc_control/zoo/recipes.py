@@ -158,7 +158,8 @@ RECIPES: Dict[str, FamilyRecipe] = {
     # validated iterate (--val-every), and 32 envs of 64 steps a rollout (the same 2048 steps, four
     # times the episodes and their periods): seeds 0-2 keep 92 / 95 / 32% at 3870 under Jitter, the
     # last iterates of 8 envs 90 / 65 / 28% (studies/ppo-fine-tune-walker2d.md, last section).
-    "Walker2d": _family("Walker2d", "ppo", 2_000_000, flags=(*_MORE_DATA, "--aux-state", "0.3", "--period-weight", "-1"),
+    "Walker2d": _family("Walker2d", "ppo", 2_000_000,
+                        flags=(*_MORE_DATA, "--aux-state", "0.3", "--period-weight", "-1"),
                         steady_range=WIDE_STEADY_RANGE, teacher_coef=20,
                         fine_tune_flags=("--n-envs", "32", "--n-steps", "64", "--val-every", "10",
                                          "--val-episodes", "10")),
