@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, replace
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import cfc_control
 from cfc_control.policies import RecurrentPolicy, resolve_policy_dir, save_policy
@@ -81,6 +81,15 @@ def check_task(name: str) -> str:
     return env_id
 
 
+def _check_timings(timings: Sequence[str], nominal: float, flag: str) -> None:
+    """ValueError naming ``flag`` for the first of ``timings`` that does not parse."""
+    for timing in timings:
+        try:
+            parse_timing(timing, nominal)
+        except ValueError as err:
+            raise ValueError(f"{flag}: {err}") from None
+
+
 def check_config(config: RunConfig) -> None:
     """Raise ValueError (one line, naming the setting) for whatever in ``config`` would fail later."""
     task = check_task(config.env)
@@ -88,11 +97,7 @@ def check_config(config: RunConfig) -> None:
     nominal = task_info(task)["nominal_dt"]
     if config.timing is not None or config.obs is not None:
         make_env(task, timing=config.timing, obs=config.obs).close()
-    for timing in config.evaluation.timings:
-        try:
-            parse_timing(timing, nominal)
-        except ValueError as err:
-            raise ValueError(f"--eval-timings: {err}") from None
+    _check_timings(config.evaluation.timings, nominal, "--eval-timings")
     check_writable(config.run_dir, "--out")
     needs_expert = False
     if config.algo in ("bc", "dagger"):
@@ -103,11 +108,8 @@ def check_config(config: RunConfig) -> None:
         if config.ppo.init_from:
             resolve_policy_dir(config.ppo.init_from)
         ppo = config_for(task, config.ppo.overrides(), init_from=bool(config.ppo.init_from), model=config.policy)
-        for timing in config.ppo.val_timings if config.ppo.val_every else ():
-            try:
-                parse_timing(timing, nominal)
-            except ValueError as err:
-                raise ValueError(f"--val-timings: {err}") from None
+        if config.ppo.val_every:
+            _check_timings(config.ppo.val_timings, nominal, "--val-timings")
         needs_expert = ppo.teacher_coef > 0
         if config.imitation.expert != "auto" and not needs_expert:
             raise ValueError("--expert does nothing for ppo without a teacher term: add --hp teacher_coef=C (C > 0)")
